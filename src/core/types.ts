@@ -98,6 +98,8 @@ export interface SoftState {
   readonly role: Role
   readonly leaderId: NodeId | null
   readonly term: number
+  /** The membership in force (the latest in the log, committed or not). */
+  readonly membership: Membership
 }
 
 /** The result of a readIndex request: reads may be served once the state machine has applied `index`. */
