@@ -22,6 +22,10 @@ export interface HarnessNode {
   applied: Entry[]
   readStates: ReadState[]
   up: boolean
+  /** A held node's Readys are left for the test to process with processReady(). */
+  held: boolean
+  /** State-machine contents that arrived with a snapshot message, installed with its Ready. */
+  incomingSnapshot: Entry[] | undefined
 }
 
 export type Filter = (m: Message) => boolean
@@ -31,6 +35,8 @@ export class Harness {
   queue: Message[] = []
   /** Messages pass only if every filter returns true. */
   filters: Filter[] = []
+  /** Rewrites applied to each message that passes the filters, in order. */
+  rewrites: ((m: Message) => Message)[] = []
   readonly #opts: Partial<RaftOptions>
   #seed: number
 
@@ -48,7 +54,7 @@ export class Harness {
 
   #add(id: NodeId, storage: MemoryStorage, applied = 0): HarnessNode {
     const core = new RaftCore({ electionTicks: 10, ...this.#opts, id, storage, rand: lcg(this.#seed++ * 7919), applied })
-    const node: HarnessNode = { id, core, storage, applied: [], readStates: [], up: true }
+    const node: HarnessNode = { id, core, storage, applied: [], readStates: [], up: true, held: false, incomingSnapshot: undefined }
     this.nodes.set(id, node)
     return node
   }
@@ -74,17 +80,34 @@ export class Harness {
     while (progress) {
       progress = false
       for (const n of this.nodes.values()) {
-        while (n.up && n.core.hasReady()) {
+        while (n.up && !n.held && n.core.hasReady()) {
           progress = true
-          const rd = n.core.ready()
-          n.storage.apply({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState, compact: rd.compact })
-          this.queue.push(...rd.messages)
-          for (const e of rd.committedEntries) n.applied.push(e)
-          n.readStates.push(...rd.readStates)
-          n.core.advance()
+          this.processReady(n.id)
         }
       }
     }
+  }
+
+  /**
+   * Takes one Ready of `id` and carries it out: persist (unless `persist` is false: the write is
+   * lost as in a crash before fsync), then send (unless `send` is false), apply and advance.
+   * Returns the Ready's messages.
+   */
+  processReady(id: NodeId, options: { persist?: boolean; send?: boolean } = {}): Message[] {
+    const n = this.node(id)
+    const rd = n.core.ready()
+    if (options.persist !== false) {
+      n.storage.apply({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState, compact: rd.compact })
+      if (rd.snapshot) {
+        n.applied = (n.incomingSnapshot ?? []).filter((e) => e.index <= rd.snapshot!.index)
+        n.incomingSnapshot = undefined
+      }
+    }
+    if (options.send !== false) this.queue.push(...rd.messages)
+    for (const e of rd.committedEntries) n.applied.push(e)
+    n.readStates.push(...rd.readStates)
+    n.core.advance()
+    return [...rd.messages]
   }
 
   /** Delivers queued messages (and those they cause) until quiet, or `maxRounds` rounds. */
@@ -102,6 +125,8 @@ export class Harness {
     const to = this.nodes.get(m.to)
     if (!to || !to.up) return
     if (!this.filters.every((f) => f(m))) return
+    for (const r of this.rewrites) m = r(m)
+    if (m.type === 'snapshot') to.incomingSnapshot = this.node(m.from).applied.slice()
     to.core.step(m)
   }
 
@@ -133,10 +158,45 @@ export class Harness {
     return best?.id
   }
 
+  /**
+   * Makes `id` the first leader of a new cluster: every node first waits out the boot lease (a
+   * node refuses candidates for an election timeout after it starts), then `id` campaigns.
+   */
+  bootstrapLeader(id: NodeId): void {
+    const ids = [...this.nodes.values()].filter((n) => n.up).map((n) => n.id)
+    this.isolateAndTick(ids, (this.#opts.electionTicks ?? 10) + 1)
+    this.campaign(id)
+  }
+
   /** Campaigns `id` explicitly and delivers until quiet. */
   campaign(id: NodeId): void {
     this.core(id).campaign()
     this.deliverAll()
+  }
+
+  /**
+   * Isolates `ids` from everyone and ticks them `ticks` times, so leases and leader contact expire
+   * without any term changing (isolated pre-candidates cannot win a pre-vote). Then reconnects.
+   */
+  isolateAndTick(ids: NodeId[], ticks: number): void {
+    const isolate: Filter = (m) => !ids.includes(m.from) && !ids.includes(m.to)
+    this.filters.push(isolate)
+    this.tick(ids, ticks)
+    this.filters = this.filters.filter((f) => f !== isolate)
+    this.queue = []
+  }
+
+  /** Delivers messages one by one until `pred` holds; throws if the queue runs dry first. */
+  deliverUntil(pred: () => boolean, maxMessages = 10000): void {
+    for (let i = 0; i < maxMessages; i++) {
+      if (pred()) return
+      this.flush()
+      if (pred()) return
+      const m = this.queue.shift()
+      if (!m) throw new Error('queue empty before the condition held')
+      this.deliver(m)
+    }
+    throw new Error('condition not reached')
   }
 
   /** Crash: the node loses nothing durable (every Ready was persisted synchronously) but all volatile state. */
@@ -149,7 +209,7 @@ export class Harness {
     const old = this.node(id)
     const applied = old.applied.length > 0 ? old.applied[old.applied.length - 1]!.index : old.storage.snapshotMeta().index
     const n = this.#add(id, old.storage, applied)
-    n.applied = old.applied
+    n.applied = old.applied.filter((e) => e.index <= applied)
     return n
   }
 
@@ -160,6 +220,7 @@ export class Harness {
 
   heal(): void {
     this.filters = []
+    this.rewrites = []
   }
 
   propose(id: NodeId, text: string): { index: number; term: number } {
