@@ -846,7 +846,9 @@ export class RaftCore {
         pr.probeSent = false
         pr.ackedSeq = Math.max(pr.ackedSeq, m.readSeq ?? 0)
         this.#releaseReads()
-        if (pr.match < this.#log.lastIndex()) this.#sendAppend(m.from, false)
+        // A lagging follower gets an append even if it carries nothing new: appends lost in replicate
+        // state are only noticed when the follower rejects one, which puts it back into probe.
+        if (pr.match < this.#log.lastIndex()) this.#sendAppend(m.from, true)
         return
       default:
         return this.#drop('unexpected')
