@@ -33,6 +33,12 @@ export type ErrorCode =
   | 'CLOSED'
   /** The API was used against its contract (a bug in the caller). */
   | 'CONTRACT_VIOLATION'
+  /** The peer is not connected, or disconnected before answering. */
+  | 'UNAVAILABLE'
+  /** A peer's request handler failed; the message carries the remote error. */
+  | 'REMOTE_ERROR'
+  /** No handler is registered for the requested method. */
+  | 'UNKNOWN_METHOD'
 
 /** The one error class of holdfast. */
 export class HoldfastError extends Error {
