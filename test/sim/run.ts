@@ -1,0 +1,259 @@
+/**
+ * One simulation run: a seed picks the cluster shape, core settings, network, faults and client
+ * workload; the run goes warm-up -> faults -> heal -> liveness -> catch-up -> drain, checking the
+ * safety invariants after every event and the client history for linearizability at the end.
+ */
+import { checkKvHistory, formatViolation, kvModel } from '../../src/testing/linearizability.js'
+import { Clients } from './clients.js'
+import { Faults, type FaultType } from './faults.js'
+import { SimViolation } from './invariants.js'
+import { Prng } from './prng.js'
+import { World, type CoreSettings, type Sabotage, type WorldConfig } from './world.js'
+
+/**
+ * Liveness bound: once every fault is healed (all links open, no loss, every node up), a leader
+ * must emerge and commit a new entry within this many ticks. Restarted nodes refuse votes for one
+ * election timeout, a pre-vote round and a vote round each take a randomized timeout of up to 2x
+ * electionTicks, and a split vote costs another: about 5 election timeouts in the worst ordinary
+ * case. 10 election timeouts leaves a 2x margin. See the summary's maxLivenessTicks for what runs need.
+ */
+export const LIVENESS_ELECTION_TIMEOUTS = 10
+/** After that commit, every member must have applied it (by log or snapshot) within this many election timeouts. */
+export const CATCHUP_ELECTION_TIMEOUTS = 10
+
+/** The shape of one run, derived from its seed. */
+export interface Scenario {
+  voters: number
+  learners: number
+  maxNodes: number
+  tickMs: number
+  core: Required<Pick<CoreSettings, 'electionTicks' | 'heartbeatTicks'>> & CoreSettings
+  initialMaxDrift: number
+  maxDrift: number
+  maxLoss: number
+  faultStartMs: number
+  faultEndMs: number
+  faultGapMs: [number, number]
+  faultDurationMs: [number, number]
+  clients: number
+  keys: number
+  clientTimeoutMs: number
+}
+
+export interface RunOptions {
+  /** Record a full event trace (slow; for replays and the determinism test). */
+  trace?: boolean
+  sabotage?: Sabotage
+  /** Overrides of the seed's scenario. */
+  scenario?: Partial<Scenario>
+  /** Called with the world when the run ends (after a violation too): for debugging a replay. */
+  onEnd?: (world: World) => void
+}
+
+export interface RunSummary {
+  seed: number
+  voters: number
+  learners: number
+  nodes: number
+  virtualMs: number
+  events: number
+  faults: Record<FaultType, number>
+  elections: number
+  commits: number
+  applied: number
+  messages: number
+  snapshotsInstalled: number
+  crashes: number
+  clientOps: number
+  clientOpsOk: number
+  clientOpsUnknown: number
+  linearizability: 'ok' | 'timeout' | 'violation' | 'skipped'
+  livenessTicks: number
+  violation?: { kind: string; message: string }
+  trace?: string[]
+}
+
+/** Draws a scenario: 3 or 5 voters most of the time, 1 to 7 sometimes; small log tails in most runs. */
+export function makeScenario(rng: Prng): Scenario {
+  const voters = rng.weighted({ '1': 4, '2': 4, '3': 36, '4': 8, '5': 34, '6': 5, '7': 9 })
+  const v = Number(voters)
+  const learners = rng.chance(0.2) ? rng.int(1, 2) : 0
+  const faultStartMs = 300
+  return {
+    voters: v,
+    learners,
+    maxNodes: Math.min(9, v + learners + 2),
+    tickMs: 10,
+    core: {
+      electionTicks: 10,
+      heartbeatTicks: rng.chance(0.6) ? 1 : rng.int(2, 3),
+      logTail: rng.chance(0.7) ? rng.int(5, 50) : 1000,
+      ...(rng.chance(0.3) ? { maxMsgBytes: rng.int(100, 600) } : {}),
+      ...(rng.chance(0.3) ? { maxInflightMsgs: rng.int(1, 8) } : {}),
+    },
+    initialMaxDrift: 0.05,
+    maxDrift: 0.05,
+    maxLoss: 0.3,
+    faultStartMs,
+    faultEndMs: faultStartMs + rng.int(1500, 3000),
+    faultGapMs: [80, 400],
+    faultDurationMs: [100, 900],
+    clients: rng.int(2, 5),
+    keys: rng.int(1, 4),
+    clientTimeoutMs: 400,
+  }
+}
+
+function worldConfig(sc: Scenario, options: RunOptions): WorldConfig {
+  return {
+    tickMs: sc.tickMs,
+    core: sc.core,
+    diskMs: [0.05, 2],
+    slowDiskChance: 0.03,
+    slowDiskMs: 25,
+    netMs: [0.2, 3],
+    netTailChance: 0.05,
+    netTailMs: 30,
+    snapshotPointChance: 0.3,
+    trace: options.trace === true,
+    sabotage: options.sabotage,
+  }
+}
+
+/** Runs one seed to completion and reports what happened; a broken invariant is in `violation`. */
+export function runSeed(seed: number, options: RunOptions = {}): RunSummary {
+  const rng = new Prng(seed)
+  const sc: Scenario = { ...makeScenario(rng.fork()), ...options.scenario }
+  const world = new World(worldConfig(sc, options), rng.fork())
+  const ids = Array.from({ length: sc.voters + sc.learners }, (_, i) => `n${i + 1}`)
+  const init = rng.fork()
+  world.bootstrap({ voters: ids.slice(0, sc.voters), learners: ids.slice(sc.voters) })
+  for (const n of world.nodes.values()) n.drift = init.range(-sc.initialMaxDrift, sc.initialMaxDrift)
+
+  const faults = new Faults(world, rng.fork(), {
+    maxNodes: sc.maxNodes,
+    gapMs: sc.faultGapMs,
+    durationMs: sc.faultDurationMs,
+    maxDrift: sc.maxDrift,
+    maxLoss: sc.maxLoss,
+  })
+  const keys = Array.from({ length: sc.keys }, (_, i) => `k${i}`)
+  const clients = new Clients(world, rng.fork(), {
+    count: sc.clients,
+    keys,
+    timeoutMs: sc.clientTimeoutMs,
+    thinkMs: [2, 25],
+    latencyMs: [0.1, 2],
+    leaseReadChance: 0.5,
+    mix: { read: 4, write: 3, cas: 3 },
+  })
+  clients.start(0)
+  faults.schedule(sc.faultStartMs, sc.faultEndMs)
+  if (options.sabotage === 'secondLeader') {
+    world.queue.push(sc.faultStartMs, () => {
+      const l = world.leader()
+      if (l !== undefined) world.checker.leaderSeen(`ghost-of-${l.id}`, l.core!.term)
+    })
+  }
+
+  const electionMs = sc.core.electionTicks * sc.tickMs
+  let livenessTicks = -1
+  let linearizability: RunSummary['linearizability'] = 'skipped'
+  let violation: RunSummary['violation']
+  try {
+    world.runUntil(sc.faultEndMs)
+    faults.healAll()
+    const healedAt = world.now
+
+    // Liveness: a leader emerges and commits a probe entry.
+    const probe = { done: false, index: 0, node: '', term: 0, n: 0 }
+    const tryProbe = (): void => {
+      if (probe.done) return
+      const l = world.leader()
+      if (l !== undefined && (l.id !== probe.node || l.core!.term !== probe.term)) {
+        probe.node = l.id
+        probe.term = l.core!.term
+        world.request(l.id, { kind: 'command', command: { t: 'p', n: probe.n++ } }, 0, (o) => {
+          if (o.status === 'ok' && !probe.done) {
+            probe.done = true
+            probe.index = l.kv.applied // the callback runs right after the probe entry applies
+          } else if (o.status !== 'ok') probe.node = '' // refused or lost: propose again
+        })
+      }
+      world.queue.push(world.now + sc.tickMs, tryProbe)
+    }
+    tryProbe()
+    world.runUntil(healedAt + LIVENESS_ELECTION_TIMEOUTS * electionMs, () => probe.done)
+    if (!probe.done) {
+      const l = world.leader()
+      throw new SimViolation(
+        'liveness',
+        `no commit within ${LIVENESS_ELECTION_TIMEOUTS} election timeouts after healing (leader: ${l ? `${l.id}@${l.core!.term}` : 'none'}; ${describeNodes(world)})`,
+      )
+    }
+    livenessTicks = Math.ceil((world.now - healedAt) / sc.tickMs)
+
+    // Catch-up: every member applies the probe.
+    const caughtUp = (): boolean => {
+      const m = world.membership()
+      for (const id of [...m.voters, ...m.learners]) if ((world.nodes.get(id)?.kv.applied ?? 0) < probe.index) return false
+      return true
+    }
+    world.runUntil(world.now + CATCHUP_ELECTION_TIMEOUTS * electionMs, caughtUp)
+    if (!caughtUp()) {
+      throw new SimViolation('liveness', `catch-up: members have not applied ${probe.index} within ${CATCHUP_ELECTION_TIMEOUTS} election timeouts (${describeNodes(world)})`)
+    }
+
+    // Drain: clients stop; operations in flight complete or time out.
+    clients.stopAt(world.now + 200)
+    world.runUntil(world.now + 200 + sc.clientTimeoutMs + 50)
+
+    const res = checkKvHistory(clients.history, { maxSteps: 2_000_000 })
+    linearizability = res.status
+    if (res.status === 'violation') throw new SimViolation('linearizability', formatViolation(res, kvModel))
+  } catch (err) {
+    if (err instanceof SimViolation) violation = { kind: err.kind, message: err.message }
+    else violation = { kind: 'exception', message: err instanceof Error ? (err.stack ?? err.message) : String(err) }
+    world.trace(`VIOLATION ${violation.message}`)
+  }
+
+  options.onEnd?.(world)
+  const s = world.stats
+  return {
+    seed,
+    voters: sc.voters,
+    learners: sc.learners,
+    nodes: world.nodes.size,
+    virtualMs: Math.round(world.now),
+    events: s.events,
+    faults: { ...faults.injected },
+    elections: world.checker.leadershipsObserved,
+    commits: world.checker.maxCommit,
+    applied: s.applied,
+    messages: s.messages,
+    snapshotsInstalled: s.snapshotsInstalled,
+    crashes: s.crashes,
+    clientOps: clients.history.length,
+    clientOpsOk: clients.stats.ok,
+    clientOpsUnknown: clients.stats.unknown,
+    linearizability,
+    livenessTicks,
+    ...(violation ? { violation } : {}),
+    ...(options.trace ? { trace: world.traceLines } : {}),
+  }
+}
+
+function describeNodes(world: World): string {
+  const parts: string[] = []
+  for (const n of world.nodes.values()) {
+    if (!n.up) {
+      parts.push(`${n.id}:down`)
+      continue
+    }
+    const c = n.core!
+    parts.push(`${n.id}:${c.role}@${c.term} commit=${c.commitIndex} applied=${n.kv.applied} last=${c.lastIndex}`)
+  }
+  const l = world.leader()
+  const progress = l?.core!.status().progress.map((p) => `${p.id}:${p.state} match=${p.match} next=${p.next}`)
+  return `membership ${JSON.stringify(world.membership())}; ${parts.join(', ')}${progress ? `; leader's progress: ${progress.join(', ')}` : ''}`
+}
