@@ -125,6 +125,12 @@ export class Progress {
     if (n > 0) this.#inflight.splice(0, n)
   }
 
+  /** Frees the oldest in-flight slot, so one more append may go out. */
+  freeOldest(): void {
+    const first = this.#inflight.shift()
+    if (first) this.#inflightBytes -= first.bytes
+  }
+
   inflightCount(): number {
     return this.#inflight.length
   }

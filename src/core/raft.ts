@@ -659,8 +659,16 @@ export class RaftCore {
 
   // ---------------------------------------------------------------- elections
 
+  /**
+   * Whether this node may campaign: it is a voter in its latest membership, or that membership is an
+   * uncommitted change that removed or demoted it from a previous one where it voted. In the second
+   * case it may hold the only up-to-date log, so it must be able to win (counting the other voters of
+   * its latest membership), commit the change and hand over; otherwise the cluster could deadlock.
+   */
   #promotable(): boolean {
-    return isVoter(this.membership(), this.id)
+    if (isVoter(this.membership(), this.id)) return true
+    const h = this.#membershipHistory
+    return h.length >= 2 && h[h.length - 1]!.index > this.#log.committed && isVoter(h[h.length - 2]!.membership, this.id)
   }
 
   #campaign(transfer: boolean): void {
@@ -845,6 +853,9 @@ export class RaftCore {
         pr.recentActive = true
         pr.probeSent = false
         pr.ackedSeq = Math.max(pr.ackedSeq, m.readSeq ?? 0)
+        // A full window whose appends were all lost would never drain: let one append through so
+        // its acknowledgement or rejection resynchronises this follower.
+        if (pr.state === 'replicate' && pr.isPaused()) pr.freeOldest()
         this.#releaseReads()
         // A lagging follower gets an append even if it carries nothing new: appends lost in replicate
         // state are only noticed when the follower rejects one, which puts it back into probe.

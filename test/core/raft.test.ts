@@ -369,3 +369,40 @@ t.test('a leader that cannot reach an entry-carrying quorum steps down and a pro
   t.not(h.core('a').termAt(ticket.index), ticket.term, "the orphan's slot now holds another term: the driver can fail its caller")
   t.notOk(h.appliedTexts('a').includes('orphan'))
 })
+
+t.test('regression (sim finding 1): a follower whose whole in-flight window was lost is resynchronised', async (t) => {
+  const h = new Harness(['a', 'b', 'c'], { maxInflightMsgs: 1, seed: 1 })
+  const l = h.electLeader()
+  const f = ['a', 'b', 'c'].find((x) => x !== l)!
+  h.tick(undefined, 3)
+  h.filters.push((m) => !(m.type === 'append' && m.from === l && m.to === f))
+  h.propose(l, 'x=1')
+  h.deliverAll()
+  h.heal()
+  h.propose(l, 'x=2')
+  h.deliverAll()
+  h.tick(undefined, 10)
+  t.same(h.appliedTexts(f), ['x=1', 'x=2'], 'the follower caught up after its lost appends')
+})
+
+for (const change of ['remove', 'demote'] as const) {
+  t.test(`regression (sim finding 2): a leader that ${change}s itself and loses leadership before commit does not deadlock`, async (t) => {
+    const h = new Harness(['a', 'b'], { seed: 3 })
+    const l = h.electLeader()
+    const f = l === 'a' ? 'b' : 'a'
+    h.tick(undefined, 3)
+    h.partition([l], [f])
+    h.core(l).changeMembership({ type: change, node: l })
+    h.deliverAll()
+    h.tick(undefined, 30)
+    t.not(h.core(l).role, 'leader', 'the old leader stepped down by check-quorum')
+    h.heal()
+    h.tick(undefined, 200)
+    const leader = h.leader()
+    t.equal(leader, f, 'the remaining voter leads')
+    t.same(h.core(f).membership().voters, [f], 'the change was committed')
+    h.propose(f, 'after')
+    h.tick(undefined, 3)
+    t.same(h.appliedTexts(f), ['after'])
+  })
+}
