@@ -51,14 +51,19 @@ export class MemoryStorage implements LogStorage {
     return out
   }
 
-  /** Applies the update at once, then resolves. */
+  /** Applies the update at once, then resolves; an invalid update rejects and changes nothing. */
   save(update: LogUpdate, _sync: boolean): Promise<void> {
-    this.apply(update)
+    try {
+      this.apply(update)
+    } catch (err) {
+      return Promise.reject(err)
+    }
     return Promise.resolve()
   }
 
-  /** The synchronous form of save(), for the simulator. */
+  /** The synchronous form of save(), for the simulator. Throws before changing anything when the update is invalid. */
   apply(update: LogUpdate): void {
+    this.#check(update)
     if (update.snapshot) {
       const snap = update.snapshot
       // Keep entries after the snapshot only if they continue it (the same term at snap.index).
@@ -71,22 +76,51 @@ export class MemoryStorage implements LogStorage {
     }
     const entries = update.entries ?? []
     if (entries.length > 0) {
-      const first = entries[0]!.index
-      if (first < this.firstIndex() || first > this.lastIndex() + 1) {
-        throw new HoldfastError('CONTRACT_VIOLATION', `append at ${first} leaves a gap or rewrites compacted entries (stored ${this.firstIndex()}..${this.lastIndex()})`)
-      }
-      this.#entries.length = first - this.#snapshot.index - 1
+      this.#entries.length = entries[0]!.index - this.#snapshot.index - 1
       for (const e of entries) this.#entries.push(e)
     }
     if (update.hardState) this.#hardState = update.hardState
     if (update.compact) this.#compact(update.compact)
   }
 
-  #compact(meta: SnapshotMeta): void {
-    if (meta.index <= this.#snapshot.index) return
-    if (meta.index > this.lastIndex() || this.term(meta.index) !== meta.term) {
+  /**
+   * Validates `update` against the state each step would leave, without changing anything, so that
+   * apply() is all or nothing: only the index/term shape of the log is simulated.
+   */
+  #check(update: LogUpdate): void {
+    let snapIndex = this.#snapshot.index
+    let last = this.lastIndex()
+    let termAt = (i: number): number | undefined => this.term(i)
+    if (update.snapshot) {
+      const snap = update.snapshot
+      const keep = termAt(snap.index) === snap.term && snap.index <= last
+      const before = termAt
+      termAt = (i) => (i === snap.index ? snap.term : keep && i > snap.index ? before(i) : undefined)
+      snapIndex = snap.index
+      if (!keep) last = snap.index
+    }
+    const entries = update.entries ?? []
+    if (entries.length > 0) {
+      const first = entries[0]!.index
+      if (first < snapIndex + 1 || first > last + 1) {
+        throw new HoldfastError('CONTRACT_VIOLATION', `append at ${first} leaves a gap or rewrites compacted entries (stored ${snapIndex + 1}..${last})`)
+      }
+      entries.forEach((e, i) => {
+        if (e.index !== first + i) throw new HoldfastError('CONTRACT_VIOLATION', `appended entries are not consecutive: entry ${i} has index ${e.index}, expected ${first + i}`)
+      })
+      const before = termAt
+      termAt = (i) => (i >= first ? entries[i - first]?.term : before(i))
+      last = first + entries.length - 1
+    }
+    const meta = update.compact
+    if (meta && meta.index > snapIndex && (meta.index > last || termAt(meta.index) !== meta.term)) {
       throw new HoldfastError('CONTRACT_VIOLATION', `compaction point ${meta.index}/${meta.term} does not match the stored log`)
     }
+  }
+
+  /** Checked by #check. */
+  #compact(meta: SnapshotMeta): void {
+    if (meta.index <= this.#snapshot.index) return
     this.#entries = this.#entries.slice(meta.index - this.#snapshot.index)
     this.#snapshot = meta
   }
