@@ -39,6 +39,10 @@ export type ErrorCode =
   | 'REMOTE_ERROR'
   /** No handler is registered for the requested method. */
   | 'UNKNOWN_METHOD'
+  /** A registered state-machine command threw; the message carries its error's message. Nothing changed. */
+  | 'COMMAND_FAILED'
+  /** No handler is registered under the command's name on this replica. Nothing changed. */
+  | 'UNKNOWN_COMMAND'
 
 /** The one error class of holdfast. */
 export class HoldfastError extends Error {
