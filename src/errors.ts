@@ -33,8 +33,12 @@ export type ErrorCode =
   | 'CLOSED'
   /** The API was used against its contract (a bug in the caller). */
   | 'CONTRACT_VIOLATION'
-  /** The peer is not connected, or disconnected before answering. */
+  /** The peer is not connected: the request was never sent. */
   | 'UNAVAILABLE'
+  /** The peer disconnected before answering: the request's effect is unknown. */
+  | 'CONNECTION_LOST'
+  /** A proposal was replaced in the log after a leader change: it did not take effect and may be retried. */
+  | 'LEADERSHIP_LOST'
   /** A peer's request handler failed; the message carries the remote error. */
   | 'REMOTE_ERROR'
   /** No handler is registered for the requested method. */

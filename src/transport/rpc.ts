@@ -1,12 +1,7 @@
 import { HoldfastError, isHoldfastError, type ErrorCode } from '../errors.js'
 import type { NodeId } from '../core/types.js'
 import type { Transport } from './types.js'
-
-/** Frame kinds multiplexed over one transport. */
-const RAFT = 0
-const REQUEST = 1
-const RESPONSE_OK = 2
-const RESPONSE_ERR = 3
+import { decodeEnvelope, encodeEnvelope, encodeEnvelopeRaw, openEnvelope, type RpcRequest, type RpcResponse, type WireError, type WireMessage } from './codec.js'
 
 /** @default 10000 */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
@@ -28,15 +23,16 @@ interface Pending {
 }
 
 const encoder = new TextEncoder()
-const decoder = new TextDecoder('utf-8', { fatal: true })
 
 /**
  * Raft frames and request/response RPC over one Transport. Requests carry a 32-bit id so many can be
- * in flight at once; a peer that disconnects fails its pending requests at once with UNAVAILABLE,
+ * in flight at once; a peer that disconnects fails its pending requests at once with CONNECTION_LOST (their effect is unknown),
  * and a remote handler error comes back as a HoldfastError with the remote code.
  *
- * Layout: [kind u8] then for RAFT the raft bytes; for REQUEST [id u32][method length u16][method][payload];
- * for responses [id u32][payload] (errors: UTF-8 JSON {code, message}).
+ * Every frame is one protobuf Envelope (proto/holdfast.proto, codec.ts): `raft` bodies are passed
+ * on as bytes for the driver to decode with decodeRaftMessage; `rpcRequest`/`rpcResponse` are
+ * handled here; any other kind goes to the onEnvelope handler. A frame that does not decode is
+ * counted in `malformedFrames` and dropped; the connection carries on.
  */
 export class PeerRpc {
   readonly #transport: Transport
@@ -45,6 +41,7 @@ export class PeerRpc {
   #nextId = 1
   #onRaft: (from: NodeId, bytes: Uint8Array) => void = () => {}
   #onPeer: (peer: NodeId, up: boolean) => void = () => {}
+  #onEnvelope: (from: NodeId, message: WireMessage) => void = () => {}
   /** Frames that could not be parsed, for metrics. */
   malformedFrames = 0
 
@@ -61,6 +58,10 @@ export class PeerRpc {
     return this.#transport.id
   }
 
+  /**
+   * Sets the handler for inbound Raft messages. `bytes` is the encoded message as the peer sent it,
+   * not yet validated: decode it with decodeRaftMessage (which throws DECODE_ERROR on garbage).
+   */
   onRaft(handler: (from: NodeId, bytes: Uint8Array) => void): void {
     this.#onRaft = handler
   }
@@ -69,11 +70,22 @@ export class PeerRpc {
     this.#onPeer = handler
   }
 
+  /** Sets the handler for decoded envelopes of kinds other than raft and rpc (snapshot chunks, forwarding, gossip, ...). */
+  onEnvelope(handler: (from: NodeId, message: WireMessage) => void): void {
+    this.#onEnvelope = handler
+  }
+
+  /** Sends an encoded Raft message (encodeRaftMessage's output). Returns false when the peer is not connected. */
   sendRaft(to: NodeId, bytes: Uint8Array): boolean {
-    const frame = new Uint8Array(1 + bytes.byteLength)
-    frame[0] = RAFT
-    frame.set(bytes, 1)
-    return this.#transport.send(to, frame)
+    return this.#transport.send(to, encodeEnvelopeRaw('raft', bytes))
+  }
+
+  /**
+   * Sends any other envelope kind (snapshot chunks, forwarding, gossip, ...).
+   * Returns false when the peer is not connected. Throws INVALID_ARGUMENT for an unencodable message.
+   */
+  sendEnvelope(to: NodeId, message: WireMessage): boolean {
+    return this.#transport.send(to, encodeEnvelope(message))
   }
 
   /** Registers the handler for `method`, replacing any earlier one. */
@@ -90,13 +102,12 @@ export class PeerRpc {
     if (options.signal?.aborted) return Promise.reject(new HoldfastError('ABORTED', `request ${method} to ${to} aborted`))
     const id = this.#nextId
     this.#nextId = this.#nextId >= 0xffffffff ? 1 : this.#nextId + 1
-    const frame = new Uint8Array(1 + 4 + 2 + methodBytes.byteLength + payload.byteLength)
-    const view = new DataView(frame.buffer)
-    frame[0] = REQUEST
-    view.setUint32(1, id)
-    view.setUint16(5, methodBytes.byteLength)
-    frame.set(methodBytes, 7)
-    frame.set(payload, 7 + methodBytes.byteLength)
+    let frame: Uint8Array
+    try {
+      frame = encodeEnvelope({ kind: 'rpcRequest', body: { id, method, payload } })
+    } catch (err) {
+      return Promise.reject(err)
+    }
 
     return new Promise<Uint8Array>((resolve, reject) => {
       const timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
@@ -138,62 +149,61 @@ export class PeerRpc {
 
   #failPeer(peer: NodeId): void {
     for (const p of [...this.#pending.values()]) {
-      if (p.to === peer) p.reject(new HoldfastError('UNAVAILABLE', `peer ${peer} disconnected`))
+      if (p.to === peer) p.reject(new HoldfastError('CONNECTION_LOST', `peer ${peer} disconnected before answering`))
     }
   }
 
   #receive(from: NodeId, frame: Uint8Array): void {
-    if (frame.byteLength < 1) return void this.malformedFrames++
-    const kind = frame[0]
-    if (kind === RAFT) return this.#onRaft(from, frame.subarray(1))
-    if (frame.byteLength < 5) return void this.malformedFrames++
-    const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength)
-    const id = view.getUint32(1)
-    if (kind === REQUEST) return void this.#serve(from, id, frame, view)
-    const pending = this.#pending.get(id)
-    if (kind !== RESPONSE_OK && kind !== RESPONSE_ERR) return void this.malformedFrames++
-    // A response from anyone but the peer we asked is ignored: ids are only unique per requester.
-    if (!pending || pending.to !== from) return
-    if (kind === RESPONSE_OK) return pending.resolve(frame.slice(5))
-    pending.reject(decodeRemoteError(frame.subarray(5), from))
+    let message: WireMessage
+    try {
+      const { kind, body } = openEnvelope(frame)
+      // Raft is the hot path: route its bytes without decoding them twice.
+      if (kind === 'raft') return this.#onRaft(from, body)
+      message = decodeEnvelope(frame)
+    } catch {
+      // Only DECODE_ERROR is thrown above.
+      this.malformedFrames++
+      return
+    }
+    switch (message.kind) {
+      case 'rpcRequest':
+        return void this.#serve(from, message.body)
+      case 'rpcResponse':
+        return this.#settle(from, message.body)
+      default:
+        return this.#onEnvelope(from, message)
+    }
   }
 
-  async #serve(from: NodeId, id: number, frame: Uint8Array, view: DataView): Promise<void> {
+  #settle(from: NodeId, response: RpcResponse): void {
+    const pending = this.#pending.get(response.id)
+    // A response from anyone but the peer we asked is ignored: ids are only unique per requester.
+    if (!pending || pending.to !== from) return
+    if (response.outcome.ok) return pending.resolve(response.outcome.payload)
+    pending.reject(remoteError(response.outcome.error, from))
+  }
+
+  async #serve(from: NodeId, request: RpcRequest): Promise<void> {
     let reply: Uint8Array
     try {
-      if (frame.byteLength < 7) throw new HoldfastError('DECODE_ERROR', 'truncated request')
-      const len = view.getUint16(5)
-      if (frame.byteLength < 7 + len) throw new HoldfastError('DECODE_ERROR', 'truncated request')
-      const method = decoder.decode(frame.subarray(7, 7 + len))
-      const handler = this.#handlers.get(method)
-      if (!handler) throw new HoldfastError('UNKNOWN_METHOD', `no handler for ${method}`)
-      const result = await handler(frame.slice(7 + len), from)
-      reply = withHeader(RESPONSE_OK, id, result)
+      const handler = this.#handlers.get(request.method)
+      if (!handler) throw new HoldfastError('UNKNOWN_METHOD', `no handler for ${request.method}`)
+      const result = await handler(request.payload, from)
+      reply = encodeEnvelope({ kind: 'rpcResponse', body: { id: request.id, outcome: { ok: true, payload: result } } })
     } catch (err) {
-      const code: ErrorCode = isHoldfastError(err) ? err.code : 'REMOTE_ERROR'
-      const message = err instanceof Error ? err.message : String(err)
-      reply = withHeader(RESPONSE_ERR, id, encoder.encode(JSON.stringify({ code, message })))
+      const error: WireError = {
+        code: isHoldfastError(err) ? err.code : 'REMOTE_ERROR',
+        message: err instanceof Error ? err.message : String(err),
+        ...(isHoldfastError(err) && err.leaderHint !== undefined ? { leaderHint: err.leaderHint } : {}),
+      }
+      reply = encodeEnvelope({ kind: 'rpcResponse', body: { id: request.id, outcome: { ok: false, error } } })
     }
     this.#transport.send(from, reply)
   }
 }
 
-function withHeader(kind: number, id: number, payload: Uint8Array): Uint8Array {
-  const out = new Uint8Array(5 + payload.byteLength)
-  out[0] = kind
-  new DataView(out.buffer).setUint32(1, id)
-  out.set(payload, 5)
-  return out
-}
-
-function decodeRemoteError(bytes: Uint8Array, from: NodeId): HoldfastError {
-  try {
-    const { code, message } = JSON.parse(decoder.decode(bytes)) as { code?: unknown; message?: unknown }
-    if (typeof code === 'string' && typeof message === 'string') {
-      return new HoldfastError(code as ErrorCode, `${from}: ${message}`)
-    }
-  } catch {
-    /* fall through */
-  }
-  return new HoldfastError('REMOTE_ERROR', `${from} sent an unreadable error`)
+function remoteError(error: WireError, from: NodeId): HoldfastError {
+  // The code is the remote's ErrorCode; a peer on a newer version may send one this build lacks.
+  const code = (error.code === '' ? 'REMOTE_ERROR' : error.code) as ErrorCode
+  return new HoldfastError(code, `${from}: ${error.message}`, { leaderHint: error.leaderHint })
 }

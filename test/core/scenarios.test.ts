@@ -3,7 +3,7 @@
  * message into the situation where a known-broken implementation loses data or elects two leaders,
  * and asserts that ours does not.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { isHoldfastError } from '../../src/errors.js'
 import type { Message, NodeId } from '../../src/core/types.js'
 import { Harness } from './harness.js'
@@ -11,7 +11,7 @@ import { Harness } from './harness.js'
 const ET = 10
 
 /** Asserts that `fn` throws a HoldfastError with `code`. */
-function throwsCode(t: Tap.Test, fn: () => unknown, code: string, message: string): void {
+function throwsCode(t: Test, fn: () => unknown, code: string, message: string): void {
   let caught: unknown
   try {
     fn()
@@ -22,7 +22,7 @@ function throwsCode(t: Tap.Test, fn: () => unknown, code: string, message: strin
 }
 
 /** Every pair of nodes agrees on every entry both have committed. */
-function assertCommittedPrefixesAgree(t: Tap.Test, h: Harness): void {
+function assertCommittedPrefixesAgree(t: Test, h: Harness): void {
   const nodes = [...h.nodes.values()]
   for (const a of nodes) {
     for (const b of nodes) {
@@ -36,7 +36,7 @@ function assertCommittedPrefixesAgree(t: Tap.Test, h: Harness): void {
 }
 
 /** Per index, every node that applied it applied the same entry. */
-function assertAppliedAgree(t: Tap.Test, h: Harness): void {
+function assertAppliedAgree(t: Test, h: Harness): void {
   const seen = new Map<number, string>()
   let conflicts = 0
   for (const n of h.nodes.values()) {

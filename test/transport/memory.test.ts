@@ -74,7 +74,7 @@ t.test('rpc: a disconnect fails pending requests at once; timeouts and aborts ar
   const pending = a.request('b', 'hang', enc(''), { timeoutMs: 60_000 })
   const started = Date.now()
   setTimeout(() => net.partition(['a'], ['b']), 10)
-  t.equal(await codeOf(pending), 'UNAVAILABLE')
+  t.equal(await codeOf(pending), 'CONNECTION_LOST')
   t.ok(Date.now() - started < 5000, 'failed at the disconnect, not at the timeout')
   t.equal(await codeOf(a.request('b', 'hang', enc(''))), 'UNAVAILABLE', 'a request to a disconnected peer fails at once')
   net.heal()

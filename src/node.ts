@@ -1,0 +1,852 @@
+import { randomBytes, randomUUID } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import createDebug from 'debug'
+import { Packr } from 'msgpackr'
+import type { Database } from 'lmdb'
+import { RaftCore, bootstrapLog, type CoreStatus } from './core/raft.js'
+import type { Entry, Membership, MembershipChange, Message, NodeId, Ready, Role, SnapshotMeta } from './core/types.js'
+import { HoldfastError, isHoldfastError } from './errors.js'
+import {
+  DEFAULT_CLOSE_TRANSFER_MS,
+  DEFAULT_ELECTION_TICKS,
+  DEFAULT_HEARTBEAT_TICKS,
+  DEFAULT_LOG_TAIL,
+  DEFAULT_MAX_VALUE_SIZE,
+  DEFAULT_OPERATION_TIMEOUT_MS,
+  DEFAULT_TICK_MS,
+  type NodeOptions,
+} from './options.js'
+import { KvStateMachine, type ApplyResult, type Change, type Command, type CommandHandler, type KeyValue, type TxnOp, type Value } from './state/index.js'
+import type { Compare } from './state/commands.js'
+import { LmdbStorage } from './storage/lmdb.js'
+import { decodeRaftMessage, encodeRaftMessage } from './transport/codec.js'
+import { PeerRpc } from './transport/rpc.js'
+import type { Transport } from './transport/types.js'
+
+const log = createDebug('holdfast:node')
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false })
+
+/** RPC methods the node serves to its peers. */
+const METHOD = {
+  propose: 'holdfast.propose',
+  readIndex: 'holdfast.readIndex',
+  snapshotChunk: 'holdfast.snapshot.chunk',
+  snapshotDone: 'holdfast.snapshot.done',
+} as const
+
+/** Options common to operations that may wait. */
+export interface OperationOptions {
+  /** Gives up waiting; the operation's effect is then unknown (ABORTED). */
+  signal?: AbortSignal
+  /** Deadline in ms; TIMEOUT when passed. @default NodeOptions.operationTimeoutMs */
+  timeoutMs?: number
+}
+
+export interface PutOptions extends OperationOptions {
+  bucket?: string
+  /** Compare-and-set: the key's current modRevision must equal this (0 = must not exist). */
+  ifRevision?: number
+  /** A fencing token: the write fails with STALE_FENCE if a newer token is in force. */
+  fence?: number
+}
+
+export interface GetOptions extends OperationOptions {
+  bucket?: string
+  /**
+   * 'linearizable' (default) confirms leadership with a heartbeat round; 'lease' trusts the leader's
+   * lease (see NodeOptions.leaseMarginTicks) and saves that round trip.
+   */
+  consistency?: 'linearizable' | 'lease'
+}
+
+/** One member as this node sees it. */
+export interface MemberStatus {
+  readonly id: NodeId
+  readonly voter: boolean
+  /** Connected to this node now (always true for itself). */
+  readonly reachable: boolean
+  /** On the leader: the highest log index known to be on that member. */
+  readonly matchIndex: number | undefined
+}
+
+export interface NodeStatus {
+  readonly id: NodeId
+  readonly role: Role
+  readonly term: number
+  readonly leaderId: NodeId | null
+  readonly commitIndex: number
+  readonly appliedIndex: number
+  readonly members: readonly MemberStatus[]
+}
+
+interface ProposalWaiter {
+  readonly term: number
+  readonly resolve: (r: ApplyResult) => void
+  readonly reject: (e: HoldfastError) => void
+}
+
+interface ReadWaiter {
+  readonly resolve: (index: number) => void
+  readonly reject: (e: HoldfastError) => void
+}
+
+interface IncomingSnapshot {
+  readonly id: string
+  readonly from: NodeId
+  readonly chunks: Uint8Array[]
+}
+
+/**
+ * A member of a holdfast cluster, embedded in the service's process. It owns the LMDB environment,
+ * the consensus core and the transport, and runs the driver loop that feeds the core:
+ *
+ *   events (messages, ticks, proposals) → core → for each Ready: persist (durably, when the core
+ *   says so) → send → apply committed entries (effects and applied index in one LMDB transaction)
+ *   → resolve waiting callers → advance.
+ *
+ * Proposals that arrive during one turn are appended together (group commit).
+ */
+export class HoldfastNode extends EventEmitter {
+  readonly id: NodeId
+  readonly #opts: Required<Pick<NodeOptions, 'tickMs' | 'operationTimeoutMs' | 'closeTransferMs'>>
+  readonly #storage: LmdbStorage
+  readonly #sm: KvStateMachine
+  readonly #core: RaftCore
+  readonly #rpc: PeerRpc
+  readonly #transport: Transport
+  readonly #nodeMeta: Database<unknown, string>
+  readonly #now: () => number
+
+  #events: (() => void)[] = []
+  #running = false
+  #closed = false
+  #ticker: NodeJS.Timeout | undefined
+  #lastTickAt: number
+  #proposals = new Map<number, ProposalWaiter>()
+  #reads = new Map<string, ReadWaiter>()
+  /** Reads whose read point is known, waiting for the state machine to apply it. */
+  #readsAwaitingApply: { index: number; resolve: () => void }[] = []
+  #incoming: IncomingSnapshot | undefined
+  #loopError: unknown
+  #idle: (() => void)[] = []
+
+  private constructor(
+    id: NodeId,
+    options: NodeOptions,
+    storage: LmdbStorage,
+    sm: KvStateMachine,
+    nodeMeta: Database<unknown, string>,
+  ) {
+    super()
+    this.id = id
+    this.#opts = {
+      tickMs: options.tickMs ?? DEFAULT_TICK_MS,
+      operationTimeoutMs: options.operationTimeoutMs ?? DEFAULT_OPERATION_TIMEOUT_MS,
+      closeTransferMs: options.closeTransferMs ?? DEFAULT_CLOSE_TRANSFER_MS,
+    }
+    this.#storage = storage
+    this.#sm = sm
+    this.#nodeMeta = nodeMeta
+    this.#now = options.now ?? (() => performance.now())
+    this.#core = new RaftCore({
+      id,
+      storage,
+      rand: options.rand ?? Math.random,
+      applied: sm.appliedIndex(),
+      electionTicks: options.electionTicks ?? DEFAULT_ELECTION_TICKS,
+      heartbeatTicks: options.heartbeatTicks ?? DEFAULT_HEARTBEAT_TICKS,
+      ...(options.leaseMarginTicks !== undefined ? { leaseMarginTicks: options.leaseMarginTicks } : {}),
+      logTail: options.logTail ?? DEFAULT_LOG_TAIL,
+    })
+    this.#transport = options.transport
+    this.#rpc = new PeerRpc(options.transport)
+    this.#rpc.onRaft((from, bytes) => this.#onRaft(from, bytes))
+    this.#rpc.onPeer((peer, up) => {
+      if (!up) this.#enqueue(() => this.#core.reportUnreachable(peer))
+      this.emit('peer', { id: peer, up })
+    })
+    this.#rpc.handle(METHOD.propose, (payload) => this.#serveProposal(payload))
+    this.#rpc.handle(METHOD.readIndex, (payload) => this.#serveReadIndex(payload))
+    this.#rpc.handle(METHOD.snapshotChunk, (payload, from) => this.#receiveSnapshotChunk(payload, from))
+    this.#rpc.handle(METHOD.snapshotDone, (payload, from) => this.#receiveSnapshotDone(payload, from))
+    this.#lastTickAt = this.#now()
+    this.#ticker = setInterval(() => this.#enqueue(() => {}), this.#opts.tickMs)
+    this.#ticker.unref()
+    this.#enqueue(() => {})
+  }
+
+  /** Opens (or creates) a node in options.dataDir. Prefer createNode(). */
+  static async open(options: NodeOptions): Promise<HoldfastNode> {
+    await mkdir(options.dataDir, { recursive: true })
+    const id = options.id ?? (await loadOrCreateId(options.dataDir))
+    if (options.transport.id !== id) {
+      throw new HoldfastError('INVALID_ARGUMENT', `transport id ${options.transport.id} differs from node id ${id}`)
+    }
+    const storage = await LmdbStorage.open(options.dataDir)
+    try {
+      const nodeMeta = storage.openDb<unknown, string>('node.meta')
+      const sm = KvStateMachine.open(storage.env, { maxValueSize: options.maxValueSize ?? DEFAULT_MAX_VALUE_SIZE })
+      await finishSnapshotInstall(storage, sm, nodeMeta)
+      if (storage.lastIndex() === 0 && storage.snapshotMeta().index === 0 && options.bootstrap) {
+        const boot = bootstrapLog(options.bootstrap)
+        await storage.save({ entries: boot.entries, hardState: boot.hardState }, true)
+        log('%s bootstrapped a cluster of %o', id, options.bootstrap)
+      }
+      return new HoldfastNode(id, options, storage, sm, nodeMeta)
+    } catch (err) {
+      await storage.close()
+      throw err
+    }
+  }
+
+  // ------------------------------------------------------------------ writes
+
+  /** Writes `value` under `key`. Resolves once a majority committed it and this node applied it. */
+  async put(key: string, value: Value, options: PutOptions = {}): Promise<{ revision: number }> {
+    const cmd: Command = { type: 'put', key, value, ...pick(options, 'bucket', 'ifRevision', 'fence') }
+    const r = (await this.#write(cmd, options)) as { revision: number }
+    return { revision: r.revision }
+  }
+
+  /** Deletes `key`. Resolves with the revision of the delete and whether the key existed. */
+  async delete(key: string, options: PutOptions = {}): Promise<{ revision: number; deleted: boolean }> {
+    const cmd: Command = { type: 'delete', key, ...pick(options, 'bucket', 'ifRevision', 'fence') }
+    const r = (await this.#write(cmd, options)) as { revision: number; deleted: boolean }
+    return { revision: r.revision, deleted: r.deleted }
+  }
+
+  /**
+   * Applies operations all or nothing. With `compare`, `success` runs if every compared key has the
+   * given modRevision, otherwise `failure` does.
+   */
+  async transaction(
+    ops: readonly TxnOp[] | { compare?: readonly Compare[]; success: readonly TxnOp[]; failure?: readonly TxnOp[] },
+    options: OperationOptions & { fence?: number } = {},
+  ): Promise<{ revision: number; succeeded: boolean; results: unknown[] }> {
+    const body = Array.isArray(ops) ? { success: ops as readonly TxnOp[] } : (ops as { compare?: readonly Compare[]; success: readonly TxnOp[]; failure?: readonly TxnOp[] })
+    const cmd = { type: 'txn', ...body, ...pick(options, 'fence') } as Command
+    return (await this.#write(cmd, options)) as { revision: number; succeeded: boolean; results: unknown[] }
+  }
+
+  /**
+   * Registers a deterministic command, run inside the apply transaction on every replica. Every
+   * node must register the same handlers before entries calling them are applied.
+   */
+  command(name: string, handler: CommandHandler): void {
+    this.#sm.register(name, handler)
+  }
+
+  /** Runs a registered command through the log. A handler that throws fails this call alone. */
+  async call(name: string, args?: Value, options: OperationOptions & { fence?: number } = {}): Promise<unknown> {
+    const cmd = { type: 'call', name, ...(args === undefined ? {} : { args }), ...pick(options, 'fence') } as Command
+    const r = (await this.#write(cmd, options)) as { value: unknown }
+    return r.value
+  }
+
+  async #write(cmd: Command, options: OperationOptions): Promise<unknown> {
+    this.#assertOpen()
+    const data = this.#sm.encode(cmd) // validates and refuses oversized values before the log
+    const result = await this.#proposeAnywhere(data, options)
+    if (!result.ok) throw result.error
+    return result.result
+  }
+
+  /** Proposes on the leader: locally when this node leads, otherwise forwarded to the leader. */
+  async #proposeAnywhere(data: Uint8Array, options: OperationOptions): Promise<ApplyResult> {
+    const deadline = Date.now() + (options.timeoutMs ?? this.#opts.operationTimeoutMs)
+    for (;;) {
+      checkDeadline(deadline, options.signal)
+      if (this.#core.role === 'leader') {
+        try {
+          return await this.#proposeLocal(data, deadline, options.signal)
+        } catch (err) {
+          if (!retryable(err)) throw err
+        }
+      } else {
+        const leader = this.#core.leaderId
+        if (leader !== null && leader !== this.id) {
+          try {
+            const reply = await this.#rpc.request(leader, METHOD.propose, data, { signal: options.signal, timeoutMs: Math.max(1, deadline - Date.now()) })
+            return decodeApplyResult(reply)
+          } catch (err) {
+            if (!retryable(err)) throw err
+          }
+        }
+      }
+      await this.#leaderChange(deadline, options.signal)
+    }
+  }
+
+  #proposeLocal(data: Uint8Array, deadline: number, signal?: AbortSignal): Promise<ApplyResult> {
+    return new Promise<ApplyResult>((resolve, reject) => {
+      this.#enqueue(() => {
+        let ticket: { index: number; term: number }
+        try {
+          ticket = this.#core.propose(data)
+        } catch (err) {
+          reject(err)
+          return
+        }
+        const cleanup = withDeadline(deadline, signal, (err) => {
+          this.#proposals.delete(ticket.index)
+          reject(err)
+        })
+        this.#proposals.set(ticket.index, {
+          term: ticket.term,
+          resolve: (r) => {
+            cleanup()
+            resolve(r)
+          },
+          reject: (e) => {
+            cleanup()
+            reject(e)
+          },
+        })
+      })
+    })
+  }
+
+  async #serveProposal(data: Uint8Array): Promise<Uint8Array> {
+    if (this.#core.role !== 'leader') {
+      throw new HoldfastError('NOT_LEADER', `${this.id} is not the leader`, { leaderHint: this.#core.leaderId ?? undefined })
+    }
+    const r = await this.#proposeLocal(data, Date.now() + this.#opts.operationTimeoutMs)
+    return encodeApplyResult(r)
+  }
+
+  // ------------------------------------------------------------------ reads
+
+  /** Reads `key`. Linearizable by default: it reflects every write acknowledged before the call. */
+  async get(key: string, options: GetOptions = {}): Promise<KeyValue | undefined> {
+    this.#assertOpen()
+    await this.#readBarrier(options.consistency === 'lease', options)
+    return this.#sm.get(key, pick(options, 'bucket'))
+  }
+
+  /** Reads `key` from the local state machine at once: possibly stale, never blocking. */
+  getLocal(key: string, options: { bucket?: string } = {}): KeyValue | undefined {
+    this.#assertOpen()
+    return this.#sm.get(key, options)
+  }
+
+  /** Lists keys from the local state machine (a stale read), in key order. */
+  list(options: { bucket?: string; prefix?: string; start?: string; end?: string; limit?: number; reverse?: boolean } = {}): KeyValue[] {
+    this.#assertOpen()
+    return this.#sm.list(options)
+  }
+
+  /**
+   * Every change after `fromRevision` in revision order, history first and then live. A watcher that
+   * fell behind the retained change history fails with COMPACTED.
+   */
+  watch(options: { bucket?: string; prefix?: string; fromRevision?: number; signal?: AbortSignal } = {}): AsyncIterableIterator<Change> {
+    this.#assertOpen()
+    return this.#sm.watch(options)
+  }
+
+  /** Waits until this node has applied everything committed before the call (linearizable read point). */
+  async #readBarrier(lease: boolean, options: OperationOptions): Promise<void> {
+    const deadline = Date.now() + (options.timeoutMs ?? this.#opts.operationTimeoutMs)
+    for (;;) {
+      checkDeadline(deadline, options.signal)
+      let index: number | undefined
+      try {
+        if (this.#core.role === 'leader') {
+          index = await this.#readIndexLocal(lease, deadline, options.signal)
+        } else {
+          const leader = this.#core.leaderId
+          if (leader !== null && leader !== this.id) {
+            const reply = await this.#rpc.request(leader, METHOD.readIndex, packr.pack({ lease }), { signal: options.signal, timeoutMs: Math.max(1, deadline - Date.now()) })
+            index = (packr.unpack(reply) as { index: number }).index
+          }
+        }
+      } catch (err) {
+        if (!retryableRead(err)) throw err
+      }
+      if (index !== undefined) return this.#waitApplied(index, deadline, options.signal)
+      await this.#leaderChange(deadline, options.signal)
+    }
+  }
+
+  #readIndexLocal(lease: boolean, deadline: number, signal?: AbortSignal): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      this.#enqueue(() => {
+        const requestId = randomUUID()
+        try {
+          this.#core.readIndex(requestId, { lease })
+        } catch (err) {
+          reject(err)
+          return
+        }
+        const cleanup = withDeadline(deadline, signal, (err) => {
+          this.#reads.delete(requestId)
+          reject(err)
+        })
+        this.#reads.set(requestId, {
+          resolve: (i) => {
+            cleanup()
+            resolve(i)
+          },
+          reject: (e) => {
+            cleanup()
+            reject(e)
+          },
+        })
+      })
+    })
+  }
+
+  async #serveReadIndex(payload: Uint8Array): Promise<Uint8Array> {
+    const { lease } = packr.unpack(payload) as { lease?: unknown }
+    const index = await this.#readIndexLocal(lease === true, Date.now() + this.#opts.operationTimeoutMs)
+    return packr.pack({ index })
+  }
+
+  #waitApplied(index: number, deadline: number, signal?: AbortSignal): Promise<void> {
+    if (this.#sm.appliedIndex() >= index) return Promise.resolve()
+    return new Promise<void>((resolve, reject) => {
+      const entry = {
+        index,
+        resolve: () => {
+          cleanup()
+          resolve()
+        },
+      }
+      const cleanup = withDeadline(deadline, signal, (err) => {
+        this.#readsAwaitingApply = this.#readsAwaitingApply.filter((w) => w !== entry)
+        reject(err)
+      })
+      this.#readsAwaitingApply.push(entry)
+    })
+  }
+
+  /** Resolves when the leader changes, or after a short while; rejects at the deadline. */
+  #leaderChange(deadline: number, signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const done = (): void => {
+        clearTimeout(timer)
+        this.off('leader', done)
+        signal?.removeEventListener('abort', onAbort)
+        resolve()
+      }
+      const onAbort = (): void => {
+        clearTimeout(timer)
+        this.off('leader', done)
+        reject(new HoldfastError('ABORTED', 'the operation was aborted'))
+      }
+      const timer = setTimeout(done, Math.max(0, Math.min(this.#opts.tickMs, deadline - Date.now())))
+      this.once('leader', done)
+      signal?.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+
+  // ------------------------------------------------------------------ membership and leadership
+
+  /** Proposes a single-server membership change on the leader (this node must lead). */
+  async changeMembership(change: MembershipChange, options: OperationOptions = {}): Promise<Membership> {
+    this.#assertOpen()
+    const deadline = Date.now() + (options.timeoutMs ?? this.#opts.operationTimeoutMs)
+    const result = await new Promise<ApplyResult>((resolve, reject) => {
+      this.#enqueue(() => {
+        let ticket: { index: number; term: number }
+        try {
+          ticket = this.#core.changeMembership(change)
+        } catch (err) {
+          reject(err)
+          return
+        }
+        const cleanup = withDeadline(deadline, options.signal, (err) => {
+          this.#proposals.delete(ticket.index)
+          reject(err)
+        })
+        this.#proposals.set(ticket.index, {
+          term: ticket.term,
+          resolve: (r) => (cleanup(), resolve(r)),
+          reject: (e) => (cleanup(), reject(e)),
+        })
+      })
+    })
+    if (!result.ok) throw result.error
+    return this.#core.membership()
+  }
+
+  /** Asks the leader (this node) to hand leadership to `to`. Resolves when `to` leads, or rejects at the deadline. */
+  async transferLeadership(to: NodeId, options: OperationOptions = {}): Promise<void> {
+    this.#assertOpen()
+    const deadline = Date.now() + (options.timeoutMs ?? this.#opts.operationTimeoutMs)
+    await new Promise<void>((resolve, reject) => this.#enqueue(() => {
+      try {
+        this.#core.transferLeadership(to)
+        resolve()
+      } catch (err) {
+        reject(err)
+      }
+    }))
+    while (this.#core.leaderId !== to) {
+      checkDeadline(deadline, options.signal)
+      await this.#leaderChange(deadline, options.signal)
+    }
+  }
+
+  /** The membership in force on this node (the latest in its log). */
+  membership(): Membership {
+    return this.#core.membership()
+  }
+
+  status(): NodeStatus {
+    const s: CoreStatus = this.#core.status()
+    const reachable = new Set([this.id, ...this.#rpcPeers()])
+    const progress = new Map(s.progress.map((p) => [p.id, p]))
+    const members: MemberStatus[] = [
+      ...s.membership.voters.map((id) => ({ id, voter: true })),
+      ...s.membership.learners.map((id) => ({ id, voter: false })),
+    ].map((m) => ({ ...m, reachable: reachable.has(m.id), matchIndex: progress.get(m.id)?.match }))
+    return { id: this.id, role: s.role, term: s.term, leaderId: s.leaderId, commitIndex: s.commitIndex, appliedIndex: this.#sm.appliedIndex(), members }
+  }
+
+  /** Whether this node leads and holds a valid lease. */
+  hasLease(): boolean {
+    return this.#core.hasLease()
+  }
+
+  #rpcPeers(): NodeId[] {
+    return this.#transport.connectedPeers()
+  }
+
+  /** Resolves once the driver loop is idle (for tests). */
+  settled(): Promise<void> {
+    if (!this.#running && this.#events.length === 0) return Promise.resolve()
+    return new Promise((r) => this.#idle.push(r))
+  }
+
+  /**
+   * Stops the node. A leader first hands leadership to the most up-to-date voter (up to
+   * closeTransferMs), so the cluster does not wait out an election timeout.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    if (this.#core.role === 'leader') await this.#handOver().catch((err) => log('%s: hand-over before close failed: %O', this.id, err))
+    this.#closed = true
+    clearInterval(this.#ticker)
+    await this.settled()
+    const closing = new HoldfastError('CLOSED', `node ${this.id} is closed`)
+    for (const w of this.#proposals.values()) w.reject(closing)
+    for (const w of this.#reads.values()) w.reject(closing)
+    this.#proposals.clear()
+    this.#reads.clear()
+    this.#rpc.close()
+    await this.#transport.close()
+    this.#sm.close()
+    await this.#storage.close()
+    this.emit('close')
+  }
+
+  async #handOver(): Promise<void> {
+    const s = this.#core.status()
+    const connected = new Set(this.#rpcPeers())
+    const candidates = s.progress
+      .filter((p) => p.id !== this.id && s.membership.voters.includes(p.id) && connected.has(p.id))
+      .sort((a, b) => b.match - a.match)
+    const target = candidates[0]
+    if (!target) return
+    await this.transferLeadership(target.id, { timeoutMs: this.#opts.closeTransferMs })
+  }
+
+  // ------------------------------------------------------------------ the driver loop
+
+  #enqueue(event: () => void): void {
+    if (this.#closed) return
+    this.#events.push(event)
+    if (!this.#running) {
+      this.#running = true
+      queueMicrotask(() => void this.#run())
+    }
+  }
+
+  async #run(): Promise<void> {
+    try {
+      while (!this.#loopError && (this.#events.length > 0 || this.#core.hasReady())) {
+        // Ticks first, from the monotonic clock: after a pause (GC, SIGSTOP) the core must see the
+        // time that passed before it decides anything, or it could trust an expired lease.
+        this.#catchUpTicks()
+        const events = this.#events
+        this.#events = []
+        for (const e of events) e()
+        while (this.#core.hasReady()) await this.#handleReady(this.#core.ready())
+      }
+    } catch (err) {
+      this.#fail(err)
+    } finally {
+      this.#running = false
+      if (this.#events.length > 0 && !this.#loopError && !this.#closed) this.#enqueue(() => {})
+      if (!this.#running) for (const r of this.#idle.splice(0)) r()
+    }
+  }
+
+  #catchUpTicks(): void {
+    const now = this.#now()
+    const due = Math.floor((now - this.#lastTickAt) / this.#opts.tickMs)
+    if (due <= 0) return
+    this.#lastTickAt += due * this.#opts.tickMs
+    // Beyond a few election timeouts more ticks change nothing but cost time.
+    const n = Math.min(due, 100)
+    for (let i = 0; i < n; i++) this.#core.tick()
+  }
+
+  async #handleReady(rd: Ready): Promise<void> {
+    // 1. Persist. A received snapshot is installed first: the state machine, then the log.
+    if (rd.snapshot) await this.#installSnapshot(rd.snapshot)
+    if (rd.entries.length > 0 || rd.hardState || rd.snapshot || rd.compact) {
+      await this.#storage.save({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState, compact: rd.compact }, rd.mustSync || rd.snapshot !== undefined)
+    }
+    if (rd.compact) this.#sm.compactChanges()
+    // 2. Send, now that what the messages promise is durable.
+    for (const m of rd.messages) this.#send(m)
+    // 3. Apply, and answer the callers whose entries these are.
+    if (rd.committedEntries.length > 0) this.#apply(rd.committedEntries)
+    for (const rs of rd.readStates) {
+      const w = this.#reads.get(rs.requestId)
+      this.#reads.delete(rs.requestId)
+      w?.resolve(rs.index)
+    }
+    this.#core.advance()
+    if (rd.softState) this.#onSoftState(rd.softState.role, rd.softState.leaderId)
+    this.#core.setSnapshotPoint(this.#sm.appliedIndex())
+  }
+
+  #apply(entries: readonly Entry[]): void {
+    const results = this.#sm.apply(entries)
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!
+      const w = this.#proposals.get(e.index)
+      if (!w) continue
+      this.#proposals.delete(e.index)
+      if (w.term !== e.term) {
+        w.reject(new HoldfastError('LEADERSHIP_LOST', `the proposal at index ${e.index} was replaced after a leader change; it did not take effect`, { leaderHint: this.#core.leaderId ?? undefined }))
+      } else {
+        w.resolve(results[i]!)
+      }
+    }
+    const applied = this.#sm.appliedIndex()
+    if (this.#readsAwaitingApply.length > 0) {
+      const ready = this.#readsAwaitingApply.filter((w) => w.index <= applied)
+      this.#readsAwaitingApply = this.#readsAwaitingApply.filter((w) => w.index > applied)
+      for (const w of ready) w.resolve()
+    }
+    this.emit('applied', applied)
+  }
+
+  #onSoftState(role: Role, leaderId: NodeId | null): void {
+    if (role !== 'leader') {
+      // Reads pending on a former leader can no longer be confirmed; their callers retry elsewhere.
+      for (const [id, w] of this.#reads) {
+        this.#reads.delete(id)
+        w.reject(new HoldfastError('NOT_LEADER', `${this.id} lost leadership`, { leaderHint: leaderId ?? undefined }))
+      }
+    }
+    if (role !== this.#lastRole) {
+      this.#lastRole = role
+      this.emit('role', role)
+    }
+    if (leaderId !== this.#lastLeader) {
+      this.#lastLeader = leaderId
+      this.emit('leader', leaderId)
+    }
+    const m = this.#core.membership()
+    const key = JSON.stringify(m)
+    if (key !== this.#lastMembership) {
+      this.#lastMembership = key
+      this.emit('member', m)
+    }
+  }
+
+  #lastRole: Role = 'follower'
+  #lastLeader: NodeId | null = null
+  #lastMembership = ''
+
+  #send(m: Message): void {
+    if (m.type === 'snapshot') {
+      void this.#sendSnapshot(m)
+      return
+    }
+    this.#rpc.sendRaft(m.to, encodeRaftMessage(m))
+  }
+
+  #onRaft(from: NodeId, bytes: Uint8Array): void {
+    let m: Message
+    try {
+      m = decodeRaftMessage(bytes)
+    } catch (err) {
+      log('%s: undecodable raft message from %s: %s', this.id, from, (err as Error).message)
+      return
+    }
+    // The transport authenticated `from`; a message claiming another sender is dropped.
+    if (m.from !== from) return
+    this.#enqueue(() => this.#core.step(m))
+  }
+
+  // ------------------------------------------------------------------ snapshots
+
+  /**
+   * Streams the state machine to a follower behind the compaction point. The snapshot's read
+   * transaction is opened now, inside the Ready turn, so it holds exactly the state at the applied
+   * index the core put into the message.
+   */
+  async #sendSnapshot(m: Message): Promise<void> {
+    const snap = this.#sm.snapshot()
+    let ok = false
+    try {
+      if (snap.meta.appliedIndex !== m.snapshot!.index) {
+        throw new HoldfastError('CONTRACT_VIOLATION', `snapshot at ${snap.meta.appliedIndex} does not match the core's ${m.snapshot!.index}`)
+      }
+      const id = randomUUID()
+      for await (const chunk of snap.chunks) {
+        await this.#rpc.request(m.to, METHOD.snapshotChunk, packr.pack({ id, chunk }), { timeoutMs: this.#opts.operationTimeoutMs })
+      }
+      await this.#rpc.request(m.to, METHOD.snapshotDone, packr.pack({ id, message: encodeRaftMessage(m) }), { timeoutMs: this.#opts.operationTimeoutMs })
+      ok = true
+    } catch (err) {
+      log('%s: snapshot to %s failed: %s', this.id, m.to, (err as Error).message)
+    } finally {
+      snap.release()
+      this.#enqueue(() => this.#core.reportSnapshot(m.to, ok))
+    }
+  }
+
+  async #receiveSnapshotChunk(payload: Uint8Array, from: NodeId): Promise<Uint8Array> {
+    const { id, chunk } = packr.unpack(payload) as { id: string; chunk: Uint8Array }
+    if (!this.#incoming || this.#incoming.id !== id || this.#incoming.from !== from) this.#incoming = { id, from, chunks: [] }
+    this.#incoming.chunks.push(chunk)
+    return new Uint8Array(0)
+  }
+
+  async #receiveSnapshotDone(payload: Uint8Array, from: NodeId): Promise<Uint8Array> {
+    const { id, message } = packr.unpack(payload) as { id: string; message: Uint8Array }
+    if (!this.#incoming || this.#incoming.id !== id || this.#incoming.from !== from) {
+      throw new HoldfastError('INVALID_ARGUMENT', 'snapshot completion without its chunks')
+    }
+    const m = decodeRaftMessage(message)
+    if (m.from !== from || m.type !== 'snapshot') throw new HoldfastError('INVALID_ARGUMENT', 'not a snapshot message from its sender')
+    this.#enqueue(() => this.#core.step(m))
+    return new Uint8Array(0)
+  }
+
+  /**
+   * Installs a received snapshot: the intent is recorded durably first, then the state machine is
+   * restored (atomically, beside the live data), then the log is reset by the caller's save. A crash
+   * between the restore and the save is finished at the next open (finishSnapshotInstall).
+   */
+  async #installSnapshot(meta: SnapshotMeta): Promise<void> {
+    const incoming = this.#incoming
+    this.#incoming = undefined
+    if (!incoming) throw new HoldfastError('CONTRACT_VIOLATION', `no snapshot data for the snapshot at ${meta.index}`)
+    await this.#nodeMeta.put(PENDING_INSTALL, meta)
+    await this.#storage.env.flushed
+    const restored = await this.#sm.restore(
+      (async function* () {
+        yield* incoming.chunks
+      })(),
+    )
+    if (restored.appliedIndex !== meta.index) {
+      throw new HoldfastError('CORRUPT_DATA', `the snapshot restored index ${restored.appliedIndex}, expected ${meta.index}`)
+    }
+  }
+
+  #fail(err: unknown): void {
+    // A storage or state machine failure leaves the node unable to keep its promises: stop it.
+    this.#loopError = err
+    log('%s: driver loop failed: %O', this.id, err)
+    const e = isHoldfastError(err) ? err : new HoldfastError('CLOSED', `node ${this.id} failed: ${String(err)}`, { cause: err })
+    for (const w of this.#proposals.values()) w.reject(e)
+    for (const w of this.#reads.values()) w.reject(e)
+    this.#proposals.clear()
+    this.#reads.clear()
+    this.emit('error', err)
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new HoldfastError('CLOSED', `node ${this.id} is closed`)
+    if (this.#loopError) throw new HoldfastError('CLOSED', `node ${this.id} failed: ${String(this.#loopError)}`)
+  }
+}
+
+const PENDING_INSTALL = 'pendingSnapshotInstall'
+
+/** Completes a snapshot install that a crash interrupted after the state machine switched. */
+async function finishSnapshotInstall(storage: LmdbStorage, sm: KvStateMachine, nodeMeta: Database<unknown, string>): Promise<void> {
+  const pending = nodeMeta.get(PENDING_INSTALL) as SnapshotMeta | undefined
+  if (!pending) return
+  if (sm.appliedIndex() === pending.index && storage.snapshotMeta().index < pending.index) {
+    await storage.save({ snapshot: pending }, true)
+  }
+  await nodeMeta.remove(PENDING_INSTALL)
+}
+
+/** Creates or opens a holdfast node. See NodeOptions. */
+export function createNode(options: NodeOptions): Promise<HoldfastNode> {
+  return HoldfastNode.open(options)
+}
+
+async function loadOrCreateId(dir: string): Promise<NodeId> {
+  const file = join(dir, 'node-id')
+  try {
+    const id = (await readFile(file, 'utf8')).trim()
+    if (id.length > 0) return id
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+  const id = randomBytes(16).toString('hex')
+  await writeFile(file, id + '\n', { flag: 'wx' })
+  return id
+}
+
+function pick<T extends object, K extends keyof T>(o: T, ...keys: K[]): Pick<T, K> {
+  const out = {} as Pick<T, K>
+  for (const k of keys) if (o[k] !== undefined) out[k] = o[k]
+  return out
+}
+
+function checkDeadline(deadline: number, signal?: AbortSignal): void {
+  if (signal?.aborted) throw new HoldfastError('ABORTED', 'the operation was aborted')
+  if (Date.now() >= deadline) throw new HoldfastError('TIMEOUT', 'the operation did not complete before its deadline; its effect is unknown')
+}
+
+/** Arms a deadline and an abort signal; returns the function that disarms both. */
+function withDeadline(deadline: number, signal: AbortSignal | undefined, fail: (err: HoldfastError) => void): () => void {
+  const timer = setTimeout(() => {
+    disarm()
+    fail(new HoldfastError('TIMEOUT', 'the operation did not complete before its deadline; its effect is unknown'))
+  }, Math.max(0, deadline - Date.now()))
+  const onAbort = (): void => {
+    disarm()
+    fail(new HoldfastError('ABORTED', 'the operation was aborted; its effect is unknown'))
+  }
+  signal?.addEventListener('abort', onAbort, { once: true })
+  const disarm = (): void => {
+    clearTimeout(timer)
+    signal?.removeEventListener('abort', onAbort)
+  }
+  return disarm
+}
+
+/** Errors after which a write certainly did not take effect, so it may be sent again. */
+function retryable(err: unknown): boolean {
+  return isHoldfastError(err) && (err.code === 'NOT_LEADER' || err.code === 'UNAVAILABLE' || err.code === 'LEADERSHIP_LOST' || err.code === 'TRANSFER_IN_PROGRESS')
+}
+
+/** Errors after which a read may be tried again: a read has no effect, so only the deadline limits it. */
+function retryableRead(err: unknown): boolean {
+  return retryable(err) || (isHoldfastError(err) && err.code === 'CONNECTION_LOST')
+}
+
+function encodeApplyResult(r: ApplyResult): Uint8Array {
+  return r.ok ? packr.pack({ ok: true, result: r.result ?? null }) : packr.pack({ ok: false, code: r.error.code, message: r.error.message })
+}
+
+function decodeApplyResult(bytes: Uint8Array): ApplyResult {
+  const r = packr.unpack(bytes) as { ok: boolean; result?: unknown; code?: string; message?: string }
+  if (r.ok) return { index: 0, ok: true, result: r.result as never }
+  return { index: 0, ok: false, error: new HoldfastError((r.code ?? 'REMOTE_ERROR') as never, r.message ?? 'remote failure') }
+}
