@@ -475,7 +475,9 @@ export class LmdbStorage implements LogStorage {
     this.#writing = false
     // A batch resolves after the one before it, and after its flush when any save asked for sync
     // (a sync save then also waits for the flush of saves grouped before it: flushes are ordered).
-    const flushed = batch.some((p) => p.sync) ? this.#root.flushed : undefined
+    // `flushed` is a thenable naming the latest batch when its `then` runs: call it now, before
+    // the next batch starts (Promise.all would call it a microtask later, waiting one flush too many).
+    const flushed = batch.some((p) => p.sync) ? this.#root.flushed.then(() => undefined) : undefined
     const resolved = Promise.all([this.#lastBatch, flushed]).then(() => {
       if (this.#failure) throw this.#failure
       for (const p of batch) p.resolve()
