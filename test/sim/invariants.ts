@@ -189,15 +189,19 @@ export class Checker {
    * Lease safety, sampled after every event: a leader reporting a lease at term t coexists with no
    * leader of a later term.
    */
-  checkLeases(coreOf: (id: NodeId) => RaftCore | undefined): void {
+  checkLeases(nodeOf: (id: NodeId) => { core: RaftCore | undefined; inflight: unknown; ticksOwed: number } | undefined): void {
     if (this.#leaders.size < 2) return
     for (const [id, l] of this.#leaders) {
-      const core = coreOf(id)
+      const n = nodeOf(id)
+      const core = n?.core
       if (core === undefined || !core.hasLease()) continue
       for (const [other, o] of this.#leaders) {
-        if (o.term > l.term) {
-          throw new SimViolation('lease', `${id} holds a lease at term ${l.term} while ${other} leads term ${o.term}`)
-        }
+        if (o.term <= l.term) continue
+        // The core's clock stops between ready() and advance() (it may not be ticked): say so when
+        // the ticks the driver owes it would have ended the lease.
+        const left = core.leaseRemainingTicks()
+        const frozen = n!.inflight !== undefined && n!.ticksOwed >= left ? ` [frozen-clock: a Ready in flight, ${n!.ticksOwed} ticks owed, ${left} lease ticks left]` : ''
+        throw new SimViolation('lease', `${id} holds a lease at term ${l.term} while ${other} leads term ${o.term}${frozen}`)
       }
     }
   }

@@ -35,6 +35,9 @@ export interface Scenario {
   faultEndMs: number
   faultGapMs: [number, number]
   faultDurationMs: [number, number]
+  /** During the fault phase: the long tail of message latency (late, reordered messages) and of disk writes. */
+  faultNetTailMs: number
+  faultSlowDiskMs: number
   clients: number
   keys: number
   clientTimeoutMs: number
@@ -86,10 +89,11 @@ export function makeScenario(rng: Prng): Scenario {
     tickMs: 10,
     core: {
       electionTicks: 10,
-      heartbeatTicks: rng.chance(0.6) ? 1 : rng.int(2, 3),
-      logTail: rng.chance(0.7) ? rng.int(5, 50) : 1000,
+      heartbeatTicks: rng.chance(0.6) ? 1 : rng.int(2, 4),
+      logTail: { tiny: rng.int(1, 4), small: rng.int(5, 50), default: 1000 }[rng.weighted({ tiny: 15, small: 50, default: 35 })],
       ...(rng.chance(0.3) ? { maxMsgBytes: rng.int(100, 600) } : {}),
       ...(rng.chance(0.3) ? { maxInflightMsgs: rng.int(1, 8) } : {}),
+      ...(rng.chance(0.2) ? { maxApplyBytes: rng.int(60, 400) } : {}),
     },
     initialMaxDrift: 0.05,
     maxDrift: 0.05,
@@ -98,7 +102,9 @@ export function makeScenario(rng: Prng): Scenario {
     faultEndMs: faultStartMs + rng.int(1500, 3000),
     faultGapMs: [80, 400],
     faultDurationMs: [100, 900],
-    clients: rng.int(2, 5),
+    faultNetTailMs: rng.chance(0.2) ? 300 : 30,
+    faultSlowDiskMs: rng.chance(0.2) ? 200 : 25,
+    clients: rng.int(2, 6),
     keys: rng.int(1, 4),
     clientTimeoutMs: 400,
   }
@@ -149,6 +155,10 @@ export function runSeed(seed: number, options: RunOptions = {}): RunSummary {
   })
   clients.start(0)
   faults.schedule(sc.faultStartMs, sc.faultEndMs)
+  world.queue.push(sc.faultStartMs, () => {
+    world.netTailMs = sc.faultNetTailMs
+    world.slowDiskMs = sc.faultSlowDiskMs
+  })
   if (options.sabotage === 'secondLeader') {
     world.queue.push(sc.faultStartMs, () => {
       const l = world.leader()
@@ -188,7 +198,7 @@ export function runSeed(seed: number, options: RunOptions = {}): RunSummary {
       const l = world.leader()
       throw new SimViolation(
         'liveness',
-        `no commit within ${LIVENESS_ELECTION_TIMEOUTS} election timeouts after healing (leader: ${l ? `${l.id}@${l.core!.term}` : 'none'}; ${describeNodes(world)})`,
+        `no commit within ${LIVENESS_ELECTION_TIMEOUTS} election timeouts after healing [${diagnoseLiveness(world)}] (leader: ${l ? `${l.id}@${l.core!.term}` : 'none'}; ${describeNodes(world)})`,
       )
     }
     livenessTicks = Math.ceil((world.now - healedAt) / sc.tickMs)
@@ -201,7 +211,10 @@ export function runSeed(seed: number, options: RunOptions = {}): RunSummary {
     }
     world.runUntil(world.now + CATCHUP_ELECTION_TIMEOUTS * electionMs, caughtUp)
     if (!caughtUp()) {
-      throw new SimViolation('liveness', `catch-up: members have not applied ${probe.index} within ${CATCHUP_ELECTION_TIMEOUTS} election timeouts (${describeNodes(world)})`)
+      throw new SimViolation(
+        'liveness',
+        `catch-up: members have not applied ${probe.index} within ${CATCHUP_ELECTION_TIMEOUTS} election timeouts [${diagnoseLiveness(world)}] (${describeNodes(world)})`,
+      )
     }
 
     // Drain: clients stop; operations in flight complete or time out.
@@ -241,6 +254,32 @@ export function runSeed(seed: number, options: RunOptions = {}): RunSummary {
     ...(violation ? { violation } : {}),
     ...(options.trace ? { trace: world.traceLines } : {}),
   }
+}
+
+/**
+ * A short name for the state a liveness failure left behind, so that failures with a known cause
+ * (see FINDINGS.md) can be told from new ones. Facts about the final state only; never a verdict.
+ */
+export function diagnoseLiveness(world: World): string {
+  const l = world.leader()
+  if (l !== undefined) {
+    // Ten election timeouts after healing nothing is still in flight, so appends the leader counts
+    // as in flight (next > match + 1 in replicate state) were lost and are never re-sent.
+    const c = l.core!
+    const stuck = c.status().progress.filter((p) => p.id !== l.id && p.state === 'replicate' && p.match < c.lastIndex && p.next > p.match + 1)
+    return stuck.length > 0 ? `replication-window-stall(${stuck.map((p) => p.id).join(',')})` : 'leader-not-committing'
+  }
+  // No leader: is the longest log held by a node that is not a voter in its own latest configuration?
+  let nonVoterLast = -1
+  let voterLast = -1
+  for (const n of world.nodes.values()) {
+    if (!n.up) continue
+    const c = n.core!
+    const voters = c.membership().voters
+    if (voters.includes(n.id)) voterLast = Math.max(voterLast, c.lastIndex)
+    else if (voters.length > 0) nonVoterLast = Math.max(nonVoterLast, c.lastIndex)
+  }
+  return nonVoterLast > voterLast ? 'self-removed-leader-deadlock' : 'no-leader'
 }
 
 function describeNodes(world: World): string {

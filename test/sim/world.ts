@@ -22,7 +22,7 @@ export type CoreSettings = Partial<
 >
 
 /** Deliberate breakage, to prove the checkers catch it. */
-export type Sabotage = 'secondLeader' | 'corruptApply'
+export type Sabotage = 'secondLeader' | 'corruptApply' | 'staleRead'
 
 export interface WorldConfig {
   tickMs: number
@@ -72,6 +72,8 @@ export class SimNode {
   inflight: Ready | undefined
   /** Events that arrived while a Ready was in flight; fed to the core after advance(). */
   queue: (() => void)[] = []
+  /** Ticks among `queue`: the core's clock lags real time by this many ticks. */
+  ticksOwed = 0
   proposals = new Map<number, { term: number; cb: Callback }>()
   reads = new Map<string, PendingRead>()
   readsWaiting: PendingRead[] = []
@@ -117,6 +119,9 @@ export class World {
   /** Per-message loss and duplication probabilities. */
   loss = 0
   dup = 0
+  /** Degradations faults may raise; healAll() resets them to the configured baseline. */
+  netTailMs: number
+  slowDiskMs: number
   /** Blocked directed links `${from}>${to}`, counted so that overlapping faults compose. */
   readonly #blocked = new Map<string, number>()
   readonly #cfg: WorldConfig
@@ -127,6 +132,8 @@ export class World {
 
   constructor(cfg: WorldConfig, rng: Prng) {
     this.#cfg = cfg
+    this.netTailMs = cfg.netTailMs
+    this.slowDiskMs = cfg.slowDiskMs
     this.#rng = rng.fork()
     this.#net = rng.fork()
     this.#disk = rng.fork()
@@ -162,7 +169,7 @@ export class World {
       this.now = ev.time
       this.stats.events++
       ev.run()
-      this.checker.checkLeases((id) => this.nodes.get(id)?.core)
+      this.checker.checkLeases((id) => this.nodes.get(id))
       if (stop?.()) return
     }
     this.now = Math.max(this.now, until)
@@ -184,6 +191,7 @@ export class World {
     n.core = undefined
     n.inflight = undefined
     n.queue = []
+    n.ticksOwed = 0
     n.snapshotData.clear()
     this.checker.nodeDown(n.id)
     const props = [...n.proposals.values()]
@@ -212,6 +220,8 @@ export class World {
     this.#blocked.clear()
     this.loss = 0
     this.dup = 0
+    this.netTailMs = this.#cfg.netTailMs
+    this.slowDiskMs = this.#cfg.slowDiskMs
     for (const n of this.nodes.values()) this.restart(n)
   }
 
@@ -219,7 +229,11 @@ export class World {
     const epoch = n.epoch
     this.queue.push(this.now + this.#cfg.tickMs * (1 + n.drift), () => {
       if (n.epoch !== epoch) return
-      this.#enqueue(n, () => n.core!.tick())
+      n.ticksOwed++
+      this.#enqueue(n, () => {
+        n.ticksOwed--
+        n.core!.tick()
+      })
       this.#scheduleTick(n)
     })
   }
@@ -253,7 +267,7 @@ export class World {
     if (this.#cfg.trace) this.trace(`ready ${n.id} ${describeReady(rd)}`)
     if (!rd.mustSync) return this.#completeReady(n, rd)
     const epoch = n.epoch
-    const delay = this.#disk.chance(this.#cfg.slowDiskChance) ? this.#disk.range(0, this.#cfg.slowDiskMs) : this.#disk.range(...this.#cfg.diskMs)
+    const delay = this.#disk.chance(this.#cfg.slowDiskChance) ? this.#disk.range(0, this.slowDiskMs) : this.#disk.range(...this.#cfg.diskMs)
     this.queue.push(this.now + delay, () => {
       if (n.epoch !== epoch) return // crashed meanwhile: the write never happened
       this.#completeReady(n, rd)
@@ -311,6 +325,7 @@ export class World {
   #installSnapshot(n: SimNode, index: number, term: number): void {
     const data = n.snapshotData.get(`${index}/${term}`)
     if (data === undefined) throw new SimViolation('contract', `${n.id} got a snapshot Ready ${index}/${term} it never received`)
+    if (index <= n.kv.applied) throw new SimViolation('snapshot', `${n.id} told to install snapshot ${index} over applied ${n.kv.applied}: a rollback`)
     n.kv = data.clone()
     for (const [k, d] of n.snapshotData) if (d.applied <= index) n.snapshotData.delete(k)
     this.stats.snapshotsInstalled++
@@ -367,11 +382,6 @@ export class World {
     return this.#blocked.size > 0 && this.#blocked.has(`${from}>${to}`)
   }
 
-  /** Whether the network is fully healed. */
-  get healed(): boolean {
-    return this.#blocked.size === 0 && this.loss === 0 && this.dup === 0
-  }
-
   #send(from: SimNode, m: Message): void {
     this.stats.messages++
     let snap: KvState | undefined
@@ -389,7 +399,7 @@ export class World {
     const copies = this.dup > 0 && this.#net.chance(this.dup) ? 2 : 1
     for (let i = 0; i < copies; i++) {
       let delay = this.#net.range(...this.#cfg.netMs)
-      if (this.#net.chance(this.#cfg.netTailChance)) delay += this.#net.range(0, this.#cfg.netTailMs)
+      if (this.#net.chance(this.#cfg.netTailChance)) delay += this.#net.range(0, this.netTailMs)
       this.queue.push(this.now + delay, () => this.#deliver(from, epoch, m, snap))
     }
   }
@@ -441,6 +451,8 @@ export class World {
         const old = n.proposals.get(t.index)
         if (old !== undefined) old.cb({ status: 'unknown' })
         n.proposals.set(t.index, { term: t.term, cb })
+      } else if (this.#cfg.sabotage === 'staleRead') {
+        cb({ status: 'ok', output: { kind: 'read', value: n.kv.read(req.key) } }) // any node, no ReadIndex
       } else {
         const id = `r${this.#readSeq++}`
         core.readIndex(id, { lease: req.lease })
