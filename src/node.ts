@@ -506,9 +506,9 @@ export class HoldfastNode extends EventEmitter {
     return { id: this.id, role: s.role, term: s.term, leaderId: s.leaderId, commitIndex: s.commitIndex, appliedIndex: this.#sm.appliedIndex(), members }
   }
 
-  /** Whether this node leads and holds a valid lease. */
+  /** Whether this node leads and holds a valid lease, counting the real time since the core's last tick. */
   hasLease(): boolean {
-    return this.#core.hasLease()
+    return this.#core.hasLease(Math.ceil((this.#now() - this.#lastTickAt) / this.#opts.tickMs))
   }
 
   #rpcPeers(): NodeId[] {

@@ -499,21 +499,24 @@ export class RaftCore {
   /**
    * Whether this node is the leader and holds a valid lease: no other node can have been elected
    * since, given the clock-drift bound documented on RaftOptions.leaseMarginTicks.
+   *
+   * The core only knows the time it has been ticked. A driver asking between turns (or while a
+   * Ready is in flight, when the core may not be ticked) must pass the whole ticks of real time
+   * that have passed since its last tick() as `owedTicks`, rounded up, or it overstates the lease.
    */
-  hasLease(): boolean {
-    if (this.#role !== 'leader' || this.#transferAttempted) return false
-    const voters = this.membership().voters
-    if (!voters.includes(this.id)) return false
-    if (voters.length === 1) return true
-    const start = this.#seqSentAt.get(this.#quorumAckedSeq())
-    return start !== undefined && this.#ticks < start + this.#electionTicks - this.#leaseMarginTicks
+  hasLease(owedTicks = 0): boolean {
+    return this.leaseRemainingTicks(owedTicks) > 0
   }
 
-  /** Ticks left on the lease (0 when there is none). */
-  leaseRemainingTicks(): number {
-    if (!this.hasLease()) return 0
-    if (this.membership().voters.length === 1) return Infinity
-    return this.#seqSentAt.get(this.#quorumAckedSeq())! + this.#electionTicks - this.#leaseMarginTicks - this.#ticks
+  /** Ticks left on the lease after `owedTicks` more ticks (0 when there is none). See hasLease(). */
+  leaseRemainingTicks(owedTicks = 0): number {
+    if (this.#role !== 'leader' || this.#transferAttempted) return 0
+    const voters = this.membership().voters
+    if (!voters.includes(this.id)) return 0
+    if (voters.length === 1) return Infinity
+    const start = this.#seqSentAt.get(this.#quorumAckedSeq())
+    if (start === undefined) return 0
+    return Math.max(0, start + this.#electionTicks - this.#leaseMarginTicks - this.#ticks - owedTicks)
   }
 
   status(): CoreStatus {

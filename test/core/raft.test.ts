@@ -406,3 +406,19 @@ for (const change of ['remove', 'demote'] as const) {
     t.same(h.appliedTexts(f), ['after'])
   })
 }
+
+t.test('regression (sim finding 3): a lease query counts the ticks a driver owes while a Ready is in flight', async (t) => {
+  const h = new Harness(['a', 'b', 'c'], { seed: 1 })
+  const l = h.electLeader()
+  const others = ['a', 'b', 'c'].filter((x) => x !== l)
+  h.tick(undefined, 3)
+  t.ok(h.core(l).hasLease())
+  const remaining = h.core(l).leaseRemainingTicks()
+  h.propose(l, 'x')
+  h.core(l).ready() // a slow disk write: the core may not be ticked until advance()
+  h.partition([l], others)
+  h.tick(others, 40)
+  t.ok(h.leader() !== l && h.core(h.leader()!).term > h.core(l).term, 'another node leads a later term')
+  t.notOk(h.core(l).hasLease(40), 'with the 40 owed ticks counted, the old leader has no lease')
+  t.equal(h.core(l).leaseRemainingTicks(remaining - 1), 1, 'owed ticks shorten the lease tick for tick')
+})
