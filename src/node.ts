@@ -712,6 +712,7 @@ export class HoldfastNode extends EventEmitter {
     } finally {
       snap.release()
       this.#enqueue(() => this.#core.reportSnapshot(m.to, ok))
+      this.emit('snapshotSent', { to: m.to, index: m.snapshot!.index, ok })
     }
   }
 
@@ -752,6 +753,7 @@ export class HoldfastNode extends EventEmitter {
     if (restored.appliedIndex !== meta.index) {
       throw new HoldfastError('CORRUPT_DATA', `the snapshot restored index ${restored.appliedIndex}, expected ${meta.index}`)
     }
+    this.emit('snapshotInstalled', { from: incoming.from, index: meta.index })
   }
 
   #fail(err: unknown): void {

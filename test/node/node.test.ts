@@ -1,5 +1,5 @@
 import t from 'tap'
-import { startCluster, until } from './cluster.js'
+import { createTestCluster as startCluster, until } from '../../src/testing/index.js'
 
 t.test('three nodes: writes anywhere, linearizable reads anywhere', async (t) => {
   const c = await startCluster(['a', 'b', 'c'])
@@ -181,4 +181,49 @@ t.test('a restarted node keeps its data and catches up', async (t) => {
   const back = await c.start(victim.id)
   t.equal(back.getLocal('before')?.value, 1, 'local data survived the restart')
   t.equal((await back.get('during'))?.value, 2, 'it caught up with what it missed')
+})
+
+t.test('a follower behind the compaction point is restored by snapshot and follows again', async (t) => {
+  const c = await startCluster(['a', 'b', 'c'], { logTail: 5 })
+  t.teardown(() => c.close())
+  const l = await c.waitForLeader()
+  const lagging = [...c.nodes.values()].find((n) => n !== l)!
+  await l.put('early', 'e')
+  await c.crash(lagging.id)
+  for (let i = 0; i < 60; i++) await l.put(`k${i % 7}`, i)
+  await until(() => c.nodes.size === 2)
+  let installed = 0
+  l.on('snapshotInstalled', () => installed++)
+  const sent: boolean[] = []
+  l.on('snapshotSent', (e: { ok: boolean }) => sent.push(e.ok))
+  const back = await c.start(lagging.id)
+  back.on('snapshotInstalled', () => installed++)
+  await until(() => back.status().appliedIndex >= l.status().commitIndex, 10_000, 'the restarted follower to catch up')
+  t.ok(sent.includes(true), 'the leader streamed a snapshot')
+  t.equal(installed, 1, 'the follower installed it')
+  t.same(back.list(), l.list(), 'the snapshot gave it exactly the leader state')
+  await l.put('after', 'a')
+  t.equal((await back.get('after'))?.value, 'a', 'it follows the log again after the snapshot')
+})
+
+t.test('watch delivers every change after a revision, in order, history then live', async (t) => {
+  const c = await startCluster(['a', 'b', 'c'])
+  t.teardown(() => c.close())
+  const l = await c.waitForLeader()
+  const f = [...c.nodes.values()].find((n) => n !== l)!
+  const r0 = await l.put('w/0', 0)
+  await l.put('w/1', 1)
+  await l.put('other', 'x')
+  const ac = new AbortController()
+  const seen: string[] = []
+  const done = (async () => {
+    for await (const ch of f.watch({ prefix: 'w/', fromRevision: r0.revision - 1, signal: ac.signal })) {
+      seen.push(`${ch.type}:${ch.key}:${JSON.stringify(ch.value ?? null)}`)
+      if (seen.length === 4) ac.abort()
+    }
+  })()
+  await l.put('w/2', 2)
+  await l.delete('w/0')
+  await done.catch(() => {})
+  t.same(seen, ['put:w/0:0', 'put:w/1:1', 'put:w/2:2', 'delete:w/0:null'])
 })
