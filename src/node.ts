@@ -118,6 +118,7 @@ export class HoldfastNode extends EventEmitter {
   readonly #transport: Transport
   readonly #nodeMeta: Database<unknown, string>
   readonly #now: () => number
+  readonly #faultPoints: NonNullable<NodeOptions['faultPoints']>
 
   #events: (() => void)[] = []
   #running = false
@@ -150,6 +151,7 @@ export class HoldfastNode extends EventEmitter {
     this.#sm = sm
     this.#nodeMeta = nodeMeta
     this.#now = options.now ?? (() => performance.now())
+    this.#faultPoints = options.faultPoints ?? {}
     this.#core = new RaftCore({
       id,
       storage,
@@ -753,6 +755,7 @@ export class HoldfastNode extends EventEmitter {
     if (restored.appliedIndex !== meta.index) {
       throw new HoldfastError('CORRUPT_DATA', `the snapshot restored index ${restored.appliedIndex}, expected ${meta.index}`)
     }
+    this.#faultPoints.afterSnapshotRestore?.()
     this.emit('snapshotInstalled', { from: incoming.from, index: meta.index })
   }
 

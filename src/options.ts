@@ -57,4 +57,6 @@ export interface NodeOptions {
   rand?: () => number
   /** A monotonic clock in ms, for tick catch-up after pauses. @default performance.now */
   now?: () => number
+  /** @internal Fault injection for tests: called at named points of the driver; a throw there acts as a crash. */
+  faultPoints?: { afterSnapshotRestore?: () => void }
 }

@@ -227,3 +227,29 @@ t.test('watch delivers every change after a revision, in order, history then liv
   await done.catch(() => {})
   t.same(seen, ['put:w/0:0', 'put:w/1:1', 'put:w/2:2', 'delete:w/0:null'])
 })
+
+t.test('a crash between restoring a snapshot and resetting the log is finished at the next open', async (t) => {
+  const c = await startCluster(['a', 'b', 'c'], { logTail: 5 })
+  t.teardown(() => c.close())
+  const l = await c.waitForLeader()
+  const lagging = [...c.nodes.values()].find((n) => n !== l)!
+  await c.crash(lagging.id)
+  for (let i = 0; i < 40; i++) await l.put(`k${i % 5}`, i)
+  let crashed = false
+  const broken = await c.start(lagging.id, {
+    faultPoints: {
+      afterSnapshotRestore: () => {
+        crashed = true
+        throw new Error('injected crash after the state machine switched')
+      },
+    },
+  })
+  broken.on('error', () => {})
+  await until(() => crashed, 10_000, 'the injected crash')
+  await c.crash(lagging.id)
+  const back = await c.start(lagging.id)
+  await until(() => back.status().appliedIndex >= l.status().commitIndex, 10_000, 'catch-up after the interrupted install')
+  t.same(back.list(), l.list(), 'the reopened node holds the leader state')
+  await l.put('after', 1)
+  t.equal((await back.get('after'))?.value, 1, 'and follows the log')
+})
