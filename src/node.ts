@@ -282,20 +282,25 @@ export class HoldfastNode extends EventEmitter {
   }
 
   #proposeLocal(data: Uint8Array, deadline: number, signal?: AbortSignal): Promise<ApplyResult> {
+    return this.#proposeWith(() => this.#core.propose(data), deadline, signal)
+  }
+
+  /** Runs `propose` inside the driver loop and waits for its entry to apply (or to be replaced). */
+  #proposeWith(propose: () => { index: number; term: number }, deadline: number, signal?: AbortSignal): Promise<ApplyResult> {
     return new Promise<ApplyResult>((resolve, reject) => {
       this.#enqueue(() => {
         let ticket: { index: number; term: number }
         try {
-          ticket = this.#core.propose(data)
+          ticket = propose()
         } catch (err) {
           reject(err)
           return
         }
-        const cleanup = withDeadline(deadline, signal, (err) => {
-          this.#proposals.delete(ticket.index)
-          reject(err)
-        })
-        this.#proposals.set(ticket.index, {
+        // An older waiter at this index belongs to an entry our new term has replaced.
+        this.#proposals.get(ticket.index)?.reject(
+          new HoldfastError('LEADERSHIP_LOST', `the proposal at index ${ticket.index} was replaced after a leader change; it did not take effect`),
+        )
+        const waiter: ProposalWaiter = {
           term: ticket.term,
           resolve: (r) => {
             cleanup()
@@ -305,7 +310,19 @@ export class HoldfastNode extends EventEmitter {
             cleanup()
             reject(e)
           },
+        }
+        const forget = (): void => {
+          if (this.#proposals.get(ticket.index) === waiter) this.#proposals.delete(ticket.index)
+        }
+        const disarm = withDeadline(deadline, signal, (err) => {
+          forget()
+          reject(err)
         })
+        const cleanup = (): void => {
+          disarm()
+          forget()
+        }
+        this.#proposals.set(ticket.index, waiter)
       })
     })
   }
@@ -450,26 +467,7 @@ export class HoldfastNode extends EventEmitter {
   async changeMembership(change: MembershipChange, options: OperationOptions = {}): Promise<Membership> {
     this.#assertOpen()
     const deadline = Date.now() + (options.timeoutMs ?? this.#opts.operationTimeoutMs)
-    const result = await new Promise<ApplyResult>((resolve, reject) => {
-      this.#enqueue(() => {
-        let ticket: { index: number; term: number }
-        try {
-          ticket = this.#core.changeMembership(change)
-        } catch (err) {
-          reject(err)
-          return
-        }
-        const cleanup = withDeadline(deadline, options.signal, (err) => {
-          this.#proposals.delete(ticket.index)
-          reject(err)
-        })
-        this.#proposals.set(ticket.index, {
-          term: ticket.term,
-          resolve: (r) => (cleanup(), resolve(r)),
-          reject: (e) => (cleanup(), reject(e)),
-        })
-      })
-    })
+    const result = await this.#proposeWith(() => this.#core.changeMembership(change), deadline, options.signal)
     if (!result.ok) throw result.error
     return this.#core.membership()
   }
