@@ -4,7 +4,7 @@
  * A broken property throws a SimViolation; the runner attaches the seed.
  */
 import type { RaftCore } from '../../src/core/raft.js'
-import type { Entry, NodeId, Ready } from '../../src/core/types.js'
+import type { Entry, HardState, NodeId, Ready } from '../../src/core/types.js'
 import { entryHash } from './kv.js'
 
 /** A broken invariant. `kind` is a short stable name ('election-safety', 'liveness', ...). */
@@ -159,6 +159,14 @@ export class Checker {
     }
   }
 
+  /** Durable term and vote: the term never goes back and a vote, once cast in a term, never changes. */
+  onHardState(id: NodeId, prev: HardState, next: HardState): void {
+    if (next.term < prev.term) throw new SimViolation('hard-state', `${id} persisted term ${next.term} over ${prev.term}`)
+    if (next.term === prev.term && prev.vote !== null && next.vote !== prev.vote) {
+      throw new SimViolation('hard-state', `${id} changed its vote in term ${next.term} from ${prev.vote} to ${next.vote}`)
+    }
+  }
+
   /** State Machine Safety: every node applies the same entry at each index, after the same prefix. */
   onApply(id: NodeId, e: Entry, digest: number): void {
     const hash = entryHash(e)
@@ -187,21 +195,20 @@ export class Checker {
 
   /**
    * Lease safety, sampled after every event: a leader reporting a lease at term t coexists with no
-   * leader of a later term.
+   * leader of a later term. `owedTicks` is what a driver must pass to hasLease(): the whole ticks of
+   * real time since the core's last tick(), rounded up (its clock stands still while a Ready is in flight).
    */
-  checkLeases(nodeOf: (id: NodeId) => { core: RaftCore | undefined; inflight: unknown; ticksOwed: number } | undefined): void {
+  checkLeases(nodeOf: (id: NodeId) => { core: RaftCore | undefined; owedTicks: number } | undefined): void {
     if (this.#leaders.size < 2) return
     for (const [id, l] of this.#leaders) {
       const n = nodeOf(id)
-      const core = n?.core
-      if (core === undefined || !core.hasLease()) continue
+      if (n?.core === undefined || !n.core.hasLease(n.owedTicks)) continue
       for (const [other, o] of this.#leaders) {
         if (o.term <= l.term) continue
-        // The core's clock stops between ready() and advance() (it may not be ticked): say so when
-        // the ticks the driver owes it would have ended the lease.
-        const left = core.leaseRemainingTicks()
-        const frozen = n!.inflight !== undefined && n!.ticksOwed >= left ? ` [frozen-clock: a Ready in flight, ${n!.ticksOwed} ticks owed, ${left} lease ticks left]` : ''
-        throw new SimViolation('lease', `${id} holds a lease at term ${l.term} while ${other} leads term ${o.term}${frozen}`)
+        throw new SimViolation(
+          'lease',
+          `${id} holds a lease at term ${l.term} (${n.core.leaseRemainingTicks(n.owedTicks)} ticks left, ${n.owedTicks} owed) while ${other} leads term ${o.term}`,
+        )
       }
     }
   }

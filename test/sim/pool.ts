@@ -145,6 +145,13 @@ export function formatAggregate(a: Aggregate): string {
     `violations: ${a.failing.length}${a.failing.length > 0 ? ` (${Object.entries(a.violationsByKind).map(([k, v]) => `${k}=${v}`).join(' ')})` : ''}`,
   ]
   if (a.failing.length > 0) {
+    const byDiagnosis = new Map<string, number>()
+    for (const f of a.failing) {
+      const tag = /\[([a-z-]+)[:\](]/.exec(f.message)?.[1]
+      const key = tag === undefined ? f.kind : `${f.kind}[${tag}]`
+      byDiagnosis.set(key, (byDiagnosis.get(key) ?? 0) + 1)
+    }
+    lines.push(`by diagnosis: ${[...byDiagnosis].map(([k, v]) => `${k}=${v}`).join(' ')}`)
     lines.push(`failing seeds: ${a.failing.map((f) => f.seed).join(' ')}`)
     for (const f of a.failing.slice(0, 20)) lines.push(`  seed ${f.seed}: ${f.message.split('\n')[0]!.slice(0, 300)}`)
   }

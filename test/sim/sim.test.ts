@@ -18,12 +18,11 @@ const FROM = Number(process.env.SIM_FROM ?? 1)
 
 /**
  * Open core bugs (see FINDINGS.md). A violation of this kind whose message carries this diagnosis tag
- * is reported as a TODO listing its seeds instead of failing the suite; `npm run sim` still exits 1
- * on it. Delete the entry when the core is fixed. Past entries: FINDINGS.md #1 and #2 (fixed).
+ * (e.g. '[replication-window-stall') is reported as a TODO listing its seeds instead of failing the
+ * suite, while the lead fixes the core; `npm run sim` still exits 1 on it. Delete the entry with the
+ * fix. Safety violations should never be listed here for long. None open now (#1-#3 are fixed).
  */
-const KNOWN_OPEN: readonly { kind: string; tag: string; finding: string }[] = [
-  { kind: 'lease', tag: '[frozen-clock:', finding: 'FINDINGS.md #3: hasLease() stays true while an in-flight Ready stops the core clock' },
-]
+const KNOWN_OPEN: readonly { kind: string; tag: string; finding: string }[] = []
 
 function withoutTrace(r: RunSummary): Omit<RunSummary, 'trace'> {
   const { trace: _trace, ...rest } = r

@@ -74,6 +74,8 @@ export class SimNode {
   queue: (() => void)[] = []
   /** Ticks among `queue`: the core's clock lags real time by this many ticks. */
   ticksOwed = 0
+  /** When this node's clock last ticked (fed to the core or queued). */
+  lastTickAt = 0
   proposals = new Map<number, { term: number; cb: Callback }>()
   reads = new Map<string, PendingRead>()
   readsWaiting: PendingRead[] = []
@@ -169,10 +171,18 @@ export class World {
       this.now = ev.time
       this.stats.events++
       ev.run()
-      this.checker.checkLeases((id) => this.nodes.get(id))
+      this.checker.checkLeases((id) => {
+        const n = this.nodes.get(id)
+        return n && { core: n.core, owedTicks: this.owedTicks(n) }
+      })
       if (stop?.()) return
     }
     this.now = Math.max(this.now, until)
+  }
+
+  /** The ticks of real time `n`'s core has not been given, rounded up: what hasLease() must be told. */
+  owedTicks(n: SimNode): number {
+    return n.ticksOwed + (this.now > n.lastTickAt ? 1 : 0)
   }
 
   trace(line: string): void {
@@ -209,6 +219,7 @@ export class World {
     this.trace(`start ${n.id} applied=${n.kv.applied} last=${n.storage.lastIndex()}`)
     n.up = true
     n.epoch++
+    n.lastTickAt = this.now
     const rand = this.#rng.fork()
     n.core = new RaftCore({ ...this.#cfg.core, id: n.id, storage: n.storage, rand: () => rand.next(), applied: n.kv.applied })
     this.#observe(n)
@@ -230,6 +241,7 @@ export class World {
     this.queue.push(this.now + this.#cfg.tickMs * (1 + n.drift), () => {
       if (n.epoch !== epoch) return
       n.ticksOwed++
+      n.lastTickAt = this.now
       this.#enqueue(n, () => {
         n.ticksOwed--
         n.core!.tick()
@@ -281,6 +293,7 @@ export class World {
     if (rd.compact && rd.compact.index > n.kv.applied) {
       throw new SimViolation('contract', `${n.id} asked to compact to ${rd.compact.index} above applied ${n.kv.applied}`)
     }
+    if (rd.hardState) this.checker.onHardState(n.id, n.storage.hardState(), rd.hardState)
     n.storage.apply({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState, compact: rd.compact })
     if (rd.mustSync) this.stats.diskWrites++
     if (rd.snapshot) this.#installSnapshot(n, rd.snapshot.index, rd.snapshot.term)
