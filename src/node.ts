@@ -186,7 +186,7 @@ export class HoldfastNode extends EventEmitter {
     if (options.transport.id !== id) {
       throw new HoldfastError('INVALID_ARGUMENT', `transport id ${options.transport.id} differs from node id ${id}`)
     }
-    const storage = await LmdbStorage.open(options.dataDir)
+    const storage = await LmdbStorage.open(options.dataDir, { verifyPages: options.verifyOnOpen ?? true })
     try {
       const nodeMeta = storage.openDb<unknown, string>('node.meta')
       const sm = KvStateMachine.open(storage.env, { maxValueSize: options.maxValueSize ?? DEFAULT_MAX_VALUE_SIZE })
@@ -441,22 +441,22 @@ export class HoldfastNode extends EventEmitter {
     })
   }
 
-  /** Resolves when the leader changes, or after a short while; rejects at the deadline. */
+  /** Resolves when the leader changes, or after a tick; rejects when `signal` aborts. */
   #leaderChange(deadline: number, signal?: AbortSignal): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const done = (): void => {
         clearTimeout(timer)
-        this.off('leader', done)
+        this.#leaderWaiters.delete(done)
         signal?.removeEventListener('abort', onAbort)
         resolve()
       }
       const onAbort = (): void => {
         clearTimeout(timer)
-        this.off('leader', done)
+        this.#leaderWaiters.delete(done)
         reject(new HoldfastError('ABORTED', 'the operation was aborted'))
       }
       const timer = setTimeout(done, Math.max(0, Math.min(this.#opts.tickMs, deadline - Date.now())))
-      this.once('leader', done)
+      this.#leaderWaiters.add(done)
       signal?.addEventListener('abort', onAbort, { once: true })
     })
   }
@@ -598,7 +598,10 @@ export class HoldfastNode extends EventEmitter {
   async #handleReady(rd: Ready): Promise<void> {
     // 1. Persist. A received snapshot is installed first: the state machine, then the log.
     if (rd.snapshot) await this.#installSnapshot(rd.snapshot)
-    if (rd.entries.length > 0 || rd.hardState || rd.snapshot || rd.compact) {
+    // A hard state whose only change is the commit index is not written on its own: losing it is
+    // harmless (the commit index is recovered from a majority), and it would cost a disk sync per turn.
+    const commitOnly = rd.hardState !== undefined && !rd.mustSync
+    if (rd.entries.length > 0 || (rd.hardState && !commitOnly) || rd.snapshot || rd.compact) {
       await this.#storage.save({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState, compact: rd.compact }, rd.mustSync || rd.snapshot !== undefined)
     }
     if (rd.compact) this.#sm.compactChanges()
@@ -652,6 +655,7 @@ export class HoldfastNode extends EventEmitter {
     }
     if (leaderId !== this.#lastLeader) {
       this.#lastLeader = leaderId
+      for (const w of [...this.#leaderWaiters]) w()
       this.emit('leader', leaderId)
     }
     const m = this.#core.membership()
@@ -662,6 +666,8 @@ export class HoldfastNode extends EventEmitter {
     }
   }
 
+  /** Operations waiting for a (new) leader; one set rather than a listener each. */
+  #leaderWaiters = new Set<() => void>()
   #lastRole: Role = 'follower'
   #lastLeader: NodeId | null = null
   #lastMembership = ''

@@ -51,6 +51,13 @@ export interface NodeOptions {
   maxValueSize?: number
   /** Log entries kept behind the snapshot point, so lagging followers catch up without a snapshot. @default 10000 */
   logTail?: number
+  /**
+   * Walk every live page of the LMDB file at open, so a damaged file is refused with CORRUPT_DATA
+   * instead of being read (LMDB itself may abort the process on some damaged pages). Costs a read of
+   * every tree page at open; turn it off only for very large states whose disks you trust.
+   * @default true
+   */
+  verifyOnOpen?: boolean
   /** How long close() waits for a leadership transfer before closing anyway. @default 5000 */
   closeTransferMs?: number
   /** Random numbers in [0, 1), for election timeouts. @default Math.random */
