@@ -68,10 +68,13 @@ async function main(): Promise<number> {
   return agg.failing.length > 0 ? 1 : 0
 }
 
+// exitCode, not exit(): exit() would cut off output still queued for a pipe.
 main().then(
-  (code) => process.exit(code),
+  (code) => {
+    process.exitCode = code
+  },
   (err: unknown) => {
     console.error(err)
-    process.exit(2)
+    process.exitCode = 2
   },
 )

@@ -94,7 +94,7 @@ export class Clients {
     const call = w.now
     let done = false
     this.stats.issued++
-    w.trace(`client ${c.id} -> ${target} ${JSON.stringify(input)}`)
+    if (w.tracing) w.trace(`client ${c.id} -> ${target} ${JSON.stringify(input)}`)
 
     const finish = (o: Outcome): void => {
       if (done) return
@@ -124,7 +124,7 @@ export class Clients {
           }
           break
       }
-      w.trace(`client ${c.id} <- ${o.status}${o.status === 'ok' ? ` ${JSON.stringify(o.output)}` : ''}`)
+      if (w.tracing) w.trace(`client ${c.id} <- ${o.status}${o.status === 'ok' ? ` ${JSON.stringify(o.output)}` : ''}`)
       w.queue.push(w.now + next, () => this.#issue(c))
     }
     w.request(target, req, rng.range(...this.#opts.latencyMs), finish)

@@ -28,6 +28,8 @@ export interface Scenario {
   maxNodes: number
   tickMs: number
   core: Required<Pick<CoreSettings, 'electionTicks' | 'heartbeatTicks'>> & CoreSettings
+  /** One-way message latency, ms (LAN-like or WAN-like). */
+  netMs: [number, number]
   initialMaxDrift: number
   maxDrift: number
   maxLoss: number
@@ -72,6 +74,8 @@ export interface RunSummary {
   clientOpsUnknown: number
   linearizability: 'ok' | 'timeout' | 'violation' | 'skipped'
   livenessTicks: number
+  /** livenessTicks in election timeouts, to compare with LIVENESS_ELECTION_TIMEOUTS. */
+  livenessElectionTimeouts: number
   violation?: { kind: string; message: string }
   trace?: string[]
 }
@@ -82,19 +86,25 @@ export function makeScenario(rng: Prng): Scenario {
   const v = Number(voters)
   const learners = rng.chance(0.2) ? rng.int(1, 2) : 0
   const faultStartMs = 300
+  // Most runs use electionTicks 10 with the default lease margin; some a longer timeout with the
+  // margin scaled so the lease still tolerates +-5% drift (see RaftOptions.leaseMarginTicks).
+  const electionTicks = rng.chance(0.75) ? 10 : rng.int(15, 30)
+  const hb = rng.weighted({ one: 55, few: 35, many: 10 })
   return {
     voters: v,
     learners,
     maxNodes: Math.min(9, v + learners + 2),
     tickMs: 10,
     core: {
-      electionTicks: 10,
-      heartbeatTicks: rng.chance(0.6) ? 1 : rng.int(2, 4),
+      electionTicks,
+      heartbeatTicks: hb === 'one' ? 1 : hb === 'few' ? rng.int(2, 4) : rng.int(5, Math.floor(electionTicks / 2) + 4),
+      ...(electionTicks > 10 ? { leaseMarginTicks: Math.ceil(electionTicks / 5) } : {}),
       logTail: { tiny: rng.int(1, 4), small: rng.int(5, 50), default: 1000 }[rng.weighted({ tiny: 15, small: 50, default: 35 })],
       ...(rng.chance(0.3) ? { maxMsgBytes: rng.int(100, 600) } : {}),
       ...(rng.chance(0.3) ? { maxInflightMsgs: rng.int(1, 8) } : {}),
       ...(rng.chance(0.2) ? { maxApplyBytes: rng.int(60, 400) } : {}),
     },
+    netMs: rng.chance(0.8) ? [0.2, 3] : [3, 30],
     initialMaxDrift: 0.05,
     maxDrift: 0.05,
     maxLoss: 0.3,
@@ -117,7 +127,7 @@ function worldConfig(sc: Scenario, options: RunOptions): WorldConfig {
     diskMs: [0.05, 2],
     slowDiskChance: 0.03,
     slowDiskMs: 25,
-    netMs: [0.2, 3],
+    netMs: sc.netMs,
     netTailChance: 0.05,
     netTailMs: 30,
     snapshotPointChance: 0.3,
@@ -174,6 +184,7 @@ export function runSeed(seed: number, options: RunOptions = {}): RunSummary {
     world.runUntil(sc.faultEndMs)
     faults.healAll()
     const healedAt = world.now
+    const healed = { time: healedAt, messages: world.stats.messages }
 
     // Liveness: a leader emerges and commits a probe entry.
     const probe = { done: false, index: 0, node: '', term: 0, n: 0 }
@@ -198,7 +209,7 @@ export function runSeed(seed: number, options: RunOptions = {}): RunSummary {
       const l = world.leader()
       throw new SimViolation(
         'liveness',
-        `no commit within ${LIVENESS_ELECTION_TIMEOUTS} election timeouts after healing [${diagnoseLiveness(world)}] (leader: ${l ? `${l.id}@${l.core!.term}` : 'none'}; ${describeNodes(world)})`,
+        `no commit within ${LIVENESS_ELECTION_TIMEOUTS} election timeouts after healing [${diagnoseLiveness(world, healed)}] (leader: ${l ? `${l.id}@${l.core!.term}` : 'none'}; ${describeNodes(world)})`,
       )
     }
     livenessTicks = Math.ceil((world.now - healedAt) / sc.tickMs)
@@ -213,7 +224,7 @@ export function runSeed(seed: number, options: RunOptions = {}): RunSummary {
     if (!caughtUp()) {
       throw new SimViolation(
         'liveness',
-        `catch-up: members have not applied ${probe.index} within ${CATCHUP_ELECTION_TIMEOUTS} election timeouts [${diagnoseLiveness(world)}] (${describeNodes(world)})`,
+        `catch-up: members have not applied ${probe.index} within ${CATCHUP_ELECTION_TIMEOUTS} election timeouts [${diagnoseLiveness(world, healed)}] (${describeNodes(world)})`,
       )
     }
 
@@ -251,6 +262,7 @@ export function runSeed(seed: number, options: RunOptions = {}): RunSummary {
     clientOpsUnknown: clients.stats.unknown,
     linearizability,
     livenessTicks,
+    livenessElectionTimeouts: livenessTicks < 0 ? -1 : Math.round((livenessTicks / sc.core.electionTicks) * 100) / 100,
     ...(violation ? { violation } : {}),
     ...(options.trace ? { trace: world.traceLines } : {}),
   }
@@ -260,7 +272,11 @@ export function runSeed(seed: number, options: RunOptions = {}): RunSummary {
  * A short name for the state a liveness failure left behind, so that failures with a known cause
  * (see FINDINGS.md) can be told from new ones. Facts about the final state only; never a verdict.
  */
-export function diagnoseLiveness(world: World): string {
+export function diagnoseLiveness(world: World, since: { time: number; messages: number }): string {
+  // A healthy cluster sends a few messages per node per tick (heartbeats, appends, responses).
+  const ticks = Math.max(1, (world.now - since.time) / world.config.tickMs)
+  const rate = (world.stats.messages - since.messages) / ticks / world.nodes.size
+  if (rate > 50) return `message-storm(${Math.round(rate)} messages per node per tick)`
   const l = world.leader()
   if (l !== undefined) {
     // Ten election timeouts after healing nothing is still in flight, so appends the leader counts

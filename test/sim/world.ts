@@ -185,6 +185,11 @@ export class World {
     return n.ticksOwed + (this.now > n.lastTickAt ? 1 : 0)
   }
 
+  /** Whether a trace is recorded: guard costly trace lines with it. */
+  get tracing(): boolean {
+    return this.#cfg.trace
+  }
+
   trace(line: string): void {
     if (this.#cfg.trace) this.traceLines.push(`${this.now.toFixed(3)} ${line}`)
   }
@@ -276,7 +281,7 @@ export class World {
     this.stats.readies++
     n.inflight = rd
     this.checker.onReady(n.id, core, rd)
-    if (this.#cfg.trace) this.trace(`ready ${n.id} ${describeReady(rd)}`)
+    if (this.tracing) this.trace(`ready ${n.id} ${describeReady(rd)}`)
     if (!rd.mustSync) return this.#completeReady(n, rd)
     const epoch = n.epoch
     const delay = this.#disk.chance(this.#cfg.slowDiskChance) ? this.#disk.range(0, this.slowDiskMs) : this.#disk.range(...this.#cfg.diskMs)
@@ -420,7 +425,7 @@ export class World {
   #deliver(from: SimNode, epoch: number, m: Message, snap: KvState | undefined): void {
     const to = this.nodes.get(m.to)
     if (to === undefined || !to.up || this.isBlocked(m.from, m.to)) return this.#dropped(from, epoch, m, true)
-    if (this.#cfg.trace) this.trace(`deliver ${describeMessage(m)}`)
+    if (this.tracing) this.trace(`deliver ${describeMessage(m)}`)
     if (snap !== undefined) {
       const key = `${m.snapshot!.index}/${m.snapshot!.term}`
       const had = to.snapshotData.get(key)
@@ -460,7 +465,7 @@ export class World {
     try {
       if (req.kind === 'command') {
         const t = core.propose(encodeCommand(req.command))
-        this.trace(`propose ${n.id} ${t.index}/${t.term} ${JSON.stringify(req.command)}`)
+        if (this.tracing) this.trace(`propose ${n.id} ${t.index}/${t.term} ${JSON.stringify(req.command)}`)
         const old = n.proposals.get(t.index)
         if (old !== undefined) old.cb({ status: 'unknown' })
         n.proposals.set(t.index, { term: t.term, cb })
@@ -469,7 +474,7 @@ export class World {
       } else {
         const id = `r${this.#readSeq++}`
         core.readIndex(id, { lease: req.lease })
-        this.trace(`readIndex ${n.id} ${id} ${req.key} lease=${req.lease}`)
+        if (this.tracing) this.trace(`readIndex ${n.id} ${id} ${req.key} lease=${req.lease}`)
         n.reads.set(id, { key: req.key, term: core.term, index: -1, cb })
       }
     } catch (err) {
