@@ -21,6 +21,8 @@ export class Progress {
   pendingSnapshot = 0
   /** Heard from since the last check-quorum round. */
   recentActive = false
+  /** `match` when the previous heartbeat response arrived: a stalled pipeline is probed again. */
+  matchAtLastHeartbeat = -1
   /** The highest heartbeat sequence this follower has acknowledged in the current term. */
   ackedSeq = 0
   /** Last index of each in-flight append, oldest first, with its size. */
@@ -123,12 +125,6 @@ export class Progress {
       n++
     }
     if (n > 0) this.#inflight.splice(0, n)
-  }
-
-  /** Frees the oldest in-flight slot, so one more append may go out. */
-  freeOldest(): void {
-    const first = this.#inflight.shift()
-    if (first) this.#inflightBytes -= first.bytes
   }
 
   inflightCount(): number {

@@ -89,6 +89,8 @@ export interface CoreStats {
   leadershipsWon: number
   /** Proposals rejected because another node leads or a transfer is in progress. */
   proposalsRefused: number
+  /** Appends held because they arrived ahead of a gap (reordering). */
+  bufferedAppends: number
 }
 
 /** A peer's replication state as the leader sees it. */
@@ -144,7 +146,7 @@ interface Outstanding {
  */
 export class RaftCore {
   readonly id: NodeId
-  readonly stats: CoreStats = { dropped: {}, electionsStarted: 0, preVotesStarted: 0, leadershipsWon: 0, proposalsRefused: 0 }
+  readonly stats: CoreStats = { dropped: {}, electionsStarted: 0, preVotesStarted: 0, leadershipsWon: 0, proposalsRefused: 0, bufferedAppends: 0 }
 
   readonly #rand: () => number
   readonly #electionTicks: number
@@ -182,6 +184,14 @@ export class RaftCore {
   /** Once a transfer has been attempted in this term, a lease can no longer be trusted. */
   #transferAttempted = false
 
+  /**
+   * Appends from the current leader that arrived ahead of a gap in our log (reordered), held until
+   * the gap fills. Processing a message late is always safe; rejecting it would make the leader
+   * resend its whole window per early arrival. Cleared whenever the term or the log base changes.
+   */
+  #reorderBuffer: Message[] = []
+  /** Our last index when we last rejected an early append; one rejection per gap point suffices. */
+  #gapReportedAt = -1
   #msgs: Message[] = []
   #readStates: ReadState[] = []
   #pendingReads: PendingRead[] = []
@@ -598,6 +608,8 @@ export class RaftCore {
     this.#progress.clear()
     this.#leadTransferee = null
     this.#transferAttempted = false
+    this.#reorderBuffer = []
+    this.#gapReportedAt = -1
     this.#pendingReads = []
     this.#readsAwaitingCommit = []
     this.#seqSentAt.clear()
@@ -798,6 +810,8 @@ export class RaftCore {
       this.#send({ type: 'appendResp', to: m.from, term: this.#term, index: this.#log.committed })
       return
     }
+    if (prevIndex > this.#log.lastIndex() && this.#bufferEarlyAppend(m)) return
+    // (Not held, or held but the leader must hear where our log ends: the rejection below.)
     if (!this.#log.matchTerm(prevIndex, prevTerm)) {
       const hintIndex = this.#log.findConflictByTerm(Math.min(prevIndex, this.#log.lastIndex()), prevTerm)
       const hintTerm = this.#log.term(hintIndex) ?? 0
@@ -815,6 +829,35 @@ export class RaftCore {
     const lastNew = prevIndex + entries.length
     this.#log.commitTo(Math.min(m.commit!, lastNew))
     this.#send({ type: 'appendResp', to: m.from, term: this.#term, index: lastNew })
+    this.#drainReorderBuffer()
+  }
+
+  /**
+   * Holds an append that arrived ahead of a gap. Returns true when no answer is needed: the leader
+   * has already been told where our log ends (one rejection per gap point), so this is reordering.
+   * A resend of a held append, or a full buffer, is answered with a rejection: the leader is probing
+   * or our answer was lost.
+   */
+  #bufferEarlyAppend(m: Message): boolean {
+    if (this.#reorderBuffer.some((b) => b.index === m.index)) return false
+    if (this.#reorderBuffer.length >= this.#maxInflightMsgs) return false
+    this.#reorderBuffer.push(m)
+    this.stats.bufferedAppends++
+    const last = this.#log.lastIndex()
+    if (this.#gapReportedAt === last) return true
+    this.#gapReportedAt = last
+    return false
+  }
+
+  /** Processes held appends that now connect to our log, in index order. */
+  #drainReorderBuffer(): void {
+    for (;;) {
+      const last = this.#log.lastIndex()
+      const i = this.#reorderBuffer.findIndex((b) => b.index! <= last)
+      if (i < 0) return
+      const [m] = this.#reorderBuffer.splice(i, 1)
+      this.#handleAppend(m!)
+    }
   }
 
   #handleHeartbeat(m: Message): void {
@@ -836,6 +879,8 @@ export class RaftCore {
       return
     }
     this.#log.restore(snap)
+    this.#reorderBuffer = []
+    this.#gapReportedAt = -1
     this.#membershipHistory = [{ index: snap.index, membership: snap.membership }]
     this.#send({ type: 'appendResp', to: m.from, term: this.#term, index: snap.index })
   }
@@ -856,9 +901,13 @@ export class RaftCore {
         pr.recentActive = true
         pr.probeSent = false
         pr.ackedSeq = Math.max(pr.ackedSeq, m.readSeq ?? 0)
-        // A full window whose appends were all lost would never drain: let one append through so
-        // its acknowledgement or rejection resynchronises this follower.
-        if (pr.state === 'replicate' && pr.isPaused()) pr.freeOldest()
+        // Appends lost in replicate state are never acknowledged, and the follower holds (does not
+        // reject) appends past the gap: a follower whose match has not moved for a whole heartbeat
+        // interval while appends were outstanding is probed again from its match.
+        if (pr.state === 'replicate' && pr.match < this.#log.lastIndex() && pr.match === pr.matchAtLastHeartbeat && pr.inflightCount() > 0) {
+          pr.becomeProbe()
+        }
+        pr.matchAtLastHeartbeat = pr.match
         this.#releaseReads()
         // A lagging follower gets an append even if it carries nothing new: appends lost in replicate
         // state are only noticed when the follower rejects one, which puts it back into probe.

@@ -422,3 +422,34 @@ t.test('regression (sim finding 3): a lease query counts the ticks a driver owes
   t.notOk(h.core(l).hasLease(40), 'with the 40 owed ticks counted, the old leader has no lease')
   t.equal(h.core(l).leaseRemainingTicks(remaining - 1), 1, 'owed ticks shorten the lease tick for tick')
 })
+
+t.test('regression (sim finding 4): reordered appends do not make the leader resend its window per arrival', async (t) => {
+  const h = new Harness(['a', 'b', 'c'], { seed: 2, maxMsgBytes: 1 }) // one entry per append
+  const l = h.electLeader()
+  const f = ['a', 'b', 'c'].find((x) => x !== l)!
+  h.tick(undefined, 3)
+  h.partition([l], [f])
+  for (let i = 0; i < 100; i++) (h.propose(l, `x${i}`), h.deliverAll())
+  h.heal()
+  const rand = lcg(7)
+  let appends = 0
+  let rounds = 0
+  while (h.core(f).lastIndex < h.core(l).lastIndex && rounds < 40) {
+    rounds++
+    h.core(l).tick()
+    h.flush()
+    const batch = h.queue
+    h.queue = []
+    for (let i = batch.length - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1))
+      ;[batch[i], batch[j]] = [batch[j]!, batch[i]!]
+    }
+    for (const m of batch) {
+      if (m.type === 'append' && m.to === f) appends++
+      h.deliver(m)
+    }
+  }
+  t.equal(h.core(f).lastIndex, h.core(l).lastIndex, `caught up in ${rounds} rounds`)
+  t.ok(appends < 300, `with ${appends} appends for a gap of about 100 entries, every round shuffled`)
+  t.ok(h.core(f).stats.bufferedAppends > 0, 'early appends were held, not rejected')
+})
