@@ -11,12 +11,12 @@ import type { Entry } from '../core/types.js'
 import { HoldfastError, isHoldfastError } from '../errors.js'
 import { DEFAULT_MAX_COMMAND_SIZE, DEFAULT_MAX_VALUE_SIZE, MAX_COMMAND_NAME_BYTES, checkBucket, decodeCommand, encodeCommand } from './commands.js'
 import type { Command, ResolvedCommand, Value } from './commands.js'
-import { INITIAL_STATE, changeKey, decodeChange, decodeState, encodeState } from './layout.js'
+import { INITIAL_STATE, RecordKind, changeKey, decodeChange, decodeState, encodeState, splitDataKey, verifyRecord } from './layout.js'
 import type { Change, StoredState } from './layout.js'
 import { DEFAULT_SNAPSHOT_CHUNK_SIZE, readSnapshot, writeSnapshot } from './snapshot.js'
-import type { KvSnapshotMeta } from './snapshot.js'
+import type { KvSnapshotMeta, SnapshotRecord } from './snapshot.js'
 import { EntryTx, listRange, readKey } from './tx.js'
-import type { CommandTx, DeleteResult, KeyValue, ListOptions, PutResult } from './tx.js'
+import type { CommandTx, DeleteResult, KeyValue, ListOptions, PutResult, Store } from './tx.js'
 import { watch } from './watch.js'
 import type { WatchOptions } from './watch.js'
 
@@ -134,8 +134,12 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] }
 export class KvStateMachine {
   readonly #env: RootDatabase
   readonly #name: string
+  /** The LMDB data file, named in CORRUPT_DATA messages. */
+  readonly #file: string
   readonly #meta: Database<Uint8Array, string>
   readonly #data: readonly [Database<Uint8Array, Uint8Array>, Database<Uint8Array, Uint8Array>]
+  /** #data with their names for error messages. */
+  readonly #dataStores: readonly [Store, Store]
   readonly #changes: readonly [Database<Uint8Array, Uint8Array>, Database<Uint8Array, Uint8Array>]
   readonly #options: Required<Omit<KvOptions, 'name'>>
   /** Mirrors the committed 'state' record. */
@@ -150,9 +154,14 @@ export class KvStateMachine {
   private constructor(env: RootDatabase, name: string, options: KvOptions) {
     this.#env = env
     this.#name = name
+    this.#file = dataFile(env)
     const bin = { encoding: 'binary', keyEncoding: 'binary' } as const
     this.#meta = env.openDB<Uint8Array, string>(`${name}.meta`, { encoding: 'binary' })
     this.#data = [env.openDB(`${name}.data.0`, bin), env.openDB(`${name}.data.1`, bin)]
+    this.#dataStores = [
+      { db: this.#data[0], name: `${this.#file} ${name}.data.0` },
+      { db: this.#data[1], name: `${this.#file} ${name}.data.1` },
+    ]
     this.#changes = [env.openDB(`${name}.changes.0`, bin), env.openDB(`${name}.changes.1`, bin)]
     const positive = (what: string, v: number | undefined, d: number): number => {
       if (v === undefined) return d
@@ -180,12 +189,12 @@ export class KvStateMachine {
   }
 
   #load(): StoredState {
-    const where = `${this.#name}.meta '${STATE_KEY}'`
+    const where = this.#stateWhere()
     const bytes = this.#meta.get(STATE_KEY)
     let state: StoredState
     if (bytes === undefined) {
       if (this.#data.some((d) => d.getKeysCount({ limit: 1 }) > 0)) {
-        throw new HoldfastError('CORRUPT_DATA', `${this.#name}: data without a state record (not written by holdfast, or damaged)`)
+        throw new HoldfastError('CORRUPT_DATA', `${this.#file} ${this.#name}: data without a state record (not written by holdfast, or damaged)`)
       }
       state = INITIAL_STATE
       this.#env.transactionSync(() => this.#meta.putSync(STATE_KEY, encodeState(state)), TXN_COMMIT)
@@ -298,7 +307,7 @@ export class KvStateMachine {
     if (cmd.fence !== undefined && cmd.fence < state.fence) {
       return { index, ok: false, error: new HoldfastError('STALE_FENCE', `fencing token ${cmd.fence} is older than the current token ${state.fence}`) }
     }
-    const tx = new EntryTx(this.#data[state.slot], this.#changes[state.slot], index, state.fence)
+    const tx = new EntryTx(this.#dataStores[state.slot], this.#changes[state.slot], index, state.fence)
     try {
       let result: CommandResult
       if (cmd.type === 'put') {
@@ -345,21 +354,28 @@ export class KvStateMachine {
     return { revision: tx.revision, value }
   }
 
-  /** The key's value and revisions, or undefined. Reads the last applied state. */
+  /**
+   * The key's value and revisions, or undefined. Reads the last applied state. Throws
+   * CORRUPT_DATA, naming the key and the data file, when its stored record is damaged.
+   */
   get(key: string, options: { readonly bucket?: string | undefined } = {}): KeyValue | undefined {
     this.#checkOpen()
-    return readKey(this.#data[this.#state.slot], checkBucket(options.bucket), key)
+    return readKey(this.#dataStores[this.#state.slot], checkBucket(options.bucket), key)
   }
 
-  /** Keys of a bucket in key order (UTF-8 byte order), by prefix and/or [start, end). */
+  /**
+   * Keys of a bucket in key order (UTF-8 byte order), by prefix and/or [start, end). Throws
+   * CORRUPT_DATA when a record in the range is damaged.
+   */
   list(options: ListOptions = {}): KeyValue[] {
     this.#checkOpen()
-    return listRange(this.#data[this.#state.slot], options)
+    return listRange(this.#dataStores[this.#state.slot], options)
   }
 
   /**
    * Every change after `position`, in (revision, seq) order, and the position to continue from.
-   * Throws COMPACTED when some of those changes were compacted away.
+   * Throws COMPACTED when some of those changes were compacted away, CORRUPT_DATA (naming the
+   * revision and the data file) at a damaged change record.
    */
   changesPage(position: ChangePosition, options: ChangesOptions = {}): { changes: Change[]; next: ChangePosition } {
     this.#checkOpen()
@@ -382,7 +398,7 @@ export class KvStateMachine {
     const out: Change[] = []
     if (limit === 0) return { changes: out, next: position }
     const db = this.#changes[this.#state.slot]
-    const where = `${this.#name}.changes`
+    const where = `${this.#file} ${this.#name}.changes.${this.#state.slot}`
     for (const { key, value } of db.getRange({ start: seq === undefined ? changeKey(revision + 1, 0) : changeKey(revision, seq + 1) })) {
       const c = decodeChange(key, value, where)
       if ((bucket !== null && c.bucket !== bucket) || !c.key.startsWith(prefix)) continue
@@ -451,14 +467,14 @@ export class KvStateMachine {
     let state: StoredState
     try {
       const bytes = this.#meta.get(STATE_KEY, { transaction: txn })
-      if (bytes === undefined) throw new HoldfastError('CORRUPT_DATA', `${this.#name}: state record missing`)
-      state = decodeState(bytes, `${this.#name}.meta '${STATE_KEY}'`)
+      if (bytes === undefined) throw new HoldfastError('CORRUPT_DATA', `${this.#stateWhere()}: state record missing`)
+      state = decodeState(bytes, this.#stateWhere())
     } catch (err) {
       release()
       throw err
     }
     const meta: KvSnapshotMeta = { appliedIndex: state.applied, fence: state.fence, generation: state.generation }
-    const data = this.#data[state.slot]
+    const data = this.#dataStores[state.slot]
     const chunkSize = this.#options.snapshotChunkSize
     let started = false
     const chunks = {
@@ -466,7 +482,8 @@ export class KvStateMachine {
         if (started || released) throw new HoldfastError('CONTRACT_VIOLATION', 'a snapshot can be read once')
         started = true
         try {
-          yield* writeSnapshot(meta, data.getRange({ transaction: txn }), chunkSize)
+          // Verified as streamed: the stream's digest must not vouch for a record damaged here.
+          yield* writeSnapshot(meta, verified(data.db.getRange({ transaction: txn }), data.name), chunkSize)
         } finally {
           release()
         }
@@ -481,7 +498,9 @@ export class KvStateMachine {
    * written into the idle slot beside the live one, and only after the stream's checksum verified
    * does one transaction switch the live slot, applied index and fence; the old slot is then
    * cleared. Until the switch the old state stays live and readable; a bad stream (CORRUPT_DATA),
-   * a failing source, or a crash leave it intact. apply() is refused while a restore runs.
+   * a failing source, or a crash leave it intact. apply() is refused while a restore runs. Each
+   * record's own checksum (layout.ts) is verified before it is written, so restored data is in the
+   * checksummed form that reads verify.
    * Resolves with the restored snapshot's meta; the change history restarts after its index.
    */
   async restore(chunks: AsyncIterable<Uint8Array>): Promise<KvSnapshotMeta> {
@@ -493,6 +512,7 @@ export class KvStateMachine {
       const db = this.#data[target]
       const { meta, records } = await readSnapshot(chunks, (batch) => {
         this.#checkOpen()
+        for (const r of batch) checkSnapshotRecord(r, 'snapshot stream')
         this.#env.transactionSync(() => {
           for (const r of batch) db.putSync(r.key, r.value)
         }, TXN_COMMIT | TXN_NO_FLUSH_WAIT)
@@ -550,6 +570,10 @@ export class KvStateMachine {
     }
   }
 
+  #stateWhere(): string {
+    return `${this.#file} ${this.#name}.meta '${STATE_KEY}'`
+  }
+
   #checkOpen(): void {
     if (this.#closed) throw new HoldfastError('CLOSED', `state machine ${this.#name} is closed`)
   }
@@ -568,6 +592,40 @@ function runTxn(tx: EntryTx, c: Extract<ResolvedCommand, { type: 'txn' }>): TxnR
     op.type === 'put' ? tx.putResolved(op.bucket, op.key, op.value, op.ifRevision) : tx.deleteResolved(op.bucket, op.key, op.ifRevision),
   )
   return { revision: tx.revision, succeeded, results }
+}
+
+/**
+ * The environment's data file, for error messages. lmdb-js keeps the path it opened on the root
+ * database, but does not declare it (test/state/integrity.test.ts checks that messages name the file).
+ */
+function dataFile(env: RootDatabase): string {
+  const path = (env as { path?: unknown }).path
+  return typeof path === 'string' ? path : '(LMDB environment)'
+}
+
+/**
+ * Checks a stored data record's checksum, version and kind (not its body: a CRC match means the
+ * bytes are those a writer produced). Throws CORRUPT_DATA naming the key and `where`.
+ */
+function checkSnapshotRecord(r: SnapshotRecord, where: string): void {
+  verifyRecord(r.key, r.value, RecordKind.value, () => {
+    let k: string
+    try {
+      const { bucket, key } = splitDataKey(r.key, where)
+      k = `'${bucket}'/'${key}'`
+    } catch {
+      k = `0x${Buffer.from(r.key).toString('hex')}`
+    }
+    return `${where} key ${k}`
+  })
+}
+
+/** Passes `records` on, each verified first (see checkSnapshotRecord). */
+function* verified(records: Iterable<SnapshotRecord>, where: string): Generator<SnapshotRecord, void, undefined> {
+  for (const r of records) {
+    checkSnapshotRecord(r, where)
+    yield r
+  }
 }
 
 function asHoldfastError(err: unknown, code: 'DECODE_ERROR', where: string): HoldfastError {

@@ -11,8 +11,10 @@
  * ```
  *
  * Records carry the stored bytes of the data sub-database as they are (see layout.ts), in key
- * order. A reader verifies the digest only at the end, so it must not let anything it wrote
- * become live before readSnapshot resolves.
+ * order, so each keeps its own checksum: KvStateMachine.snapshot verifies every record as it
+ * streams it (the digest must not vouch for a record damaged on disk) and restore verifies each
+ * again before writing it. A reader verifies the digest only at the end, so it must not let
+ * anything it wrote become live before readSnapshot resolves.
  */
 import { createHash } from 'node:crypto'
 import type { Hash } from 'node:crypto'

@@ -9,7 +9,13 @@ import type { Value } from './commands.js'
 import { bucketPrefix, changeKey, dataKey, decodeValue, encodeChange, encodeValue, splitDataKey } from './layout.js'
 import type { Change } from './layout.js'
 
-type DataDb = Database<Uint8Array, Uint8Array>
+type Db = Database<Uint8Array, Uint8Array>
+
+/** A sub-database with its name for error messages: the data file and sub-database name. */
+export interface Store {
+  readonly db: Db
+  readonly name: string
+}
 
 /** A key with its value and revisions. */
 export interface KeyValue {
@@ -76,19 +82,21 @@ export interface CommandTx {
   delete(key: string, options?: { readonly bucket?: string | undefined; readonly ifRevision?: number | undefined }): DeleteResult
 }
 
-function whereKey(bucket: string, key: string): string {
-  return `stored key '${bucket}'/'${key}'`
+/** Names a stored key in CORRUPT_DATA messages; built only when one is thrown. */
+function whereKey(store: Store, bucket: string, key: string): () => string {
+  return () => `${store.name} key '${bucket}'/'${key}'`
 }
 
-/** Reads a validated key. */
-export function readResolved(db: DataDb, bucket: string, key: string): KeyValue | undefined {
-  const bytes = db.get(dataKey(bucket, key))
+/** Reads a validated key. Throws CORRUPT_DATA when its record fails verification (see layout.ts). */
+export function readResolved(store: Store, bucket: string, key: string): KeyValue | undefined {
+  const k = dataKey(bucket, key)
+  const bytes = store.db.get(k)
   if (bytes === undefined) return undefined
-  return { bucket, key, ...decodeValue(bytes, whereKey(bucket, key)) }
+  return { bucket, key, ...decodeValue(k, bytes, whereKey(store, bucket, key)) }
 }
 
-export function readKey(db: DataDb, bucket: string, key: string): KeyValue | undefined {
-  return readResolved(db, bucket, checkKey(key))
+export function readKey(store: Store, bucket: string, key: string): KeyValue | undefined {
+  return readResolved(store, bucket, checkKey(key))
 }
 
 function rangeString(what: string, s: unknown): string | undefined {
@@ -97,8 +105,8 @@ function rangeString(what: string, s: unknown): string | undefined {
   return s
 }
 
-/** Lists a range of one bucket (see ListOptions). */
-export function listRange(db: DataDb, options: ListOptions): KeyValue[] {
+/** Lists a range of one bucket (see ListOptions). Throws CORRUPT_DATA at the first record failing verification. */
+export function listRange(store: Store, options: ListOptions): KeyValue[] {
   const bucket = checkBucket(options.bucket)
   const prefix = rangeString('prefix', options.prefix) ?? ''
   const start = rangeString('start', options.start)
@@ -119,32 +127,36 @@ export function listRange(db: DataDb, options: ListOptions): KeyValue[] {
     if (Buffer.compare(e, hi) < 0) hi = e
   }
   if (Buffer.compare(lo, hi) >= 0) return []
+  const db = store.db
   const range = options.reverse
     ? db.getRange({ start: hi, end: lo, reverse: true, exclusiveStart: true, inclusiveEnd: true, limit })
     : db.getRange({ start: lo, end: hi, limit })
   const out: KeyValue[] = []
+  const where = `${store.name} data of bucket '${bucket}'`
   for (const { key, value } of range) {
-    const k = splitDataKey(key, `data of bucket '${bucket}'`)
-    out.push({ bucket, key: k.key, ...decodeValue(value, whereKey(bucket, k.key)) })
+    const k = splitDataKey(key, where)
+    out.push({ bucket, key: k.key, ...decodeValue(key, value, whereKey(store, bucket, k.key)) })
   }
   return out
 }
 
 /**
  * The writes of one entry at revision `revision`. Every write also appends a change record.
- * Checks come before writes, so a failed single put/delete writes nothing. LMDB failures are
- * kept in `storageFailure` so that a handler catching them cannot hide them.
+ * Checks come before writes, so a failed single put/delete writes nothing. LMDB failures and
+ * CORRUPT_DATA from reads are kept in `storageFailure` so that a handler catching them cannot hide
+ * them: they are faults of this replica's storage, not outcomes every replica would share, so
+ * they must abort the apply batch instead of failing (only here) the entry that met them.
  */
 export class EntryTx implements CommandTx {
   readonly changes: Change[] = []
   storageFailure: unknown
   readonly revision: number
   readonly fence: number
-  readonly #data: DataDb
-  readonly #changeDb: DataDb
+  readonly #data: Store
+  readonly #changeDb: Db
   #open = true
 
-  constructor(data: DataDb, changeDb: DataDb, revision: number, fence: number) {
+  constructor(data: Store, changeDb: Db, revision: number, fence: number) {
     this.#data = data
     this.#changeDb = changeDb
     this.revision = revision
@@ -164,7 +176,7 @@ export class EntryTx implements CommandTx {
     try {
       return fn()
     } catch (err) {
-      if (!(err instanceof HoldfastError)) this.storageFailure ??= err
+      if (!(err instanceof HoldfastError) || err.code === 'CORRUPT_DATA') this.storageFailure ??= err
       throw err
     }
   }
@@ -201,8 +213,10 @@ export class EntryTx implements CommandTx {
     const version = (prev?.version ?? 0) + 1
     const change: Change = { revision: this.revision, seq: this.changes.length, type: 'put', bucket, key, value, createRevision, version, prevRevision }
     this.#lmdb(() => {
-      this.#data.putSync(dataKey(bucket, key), encodeValue({ createRevision, modRevision: this.revision, version, value }))
-      this.#changeDb.putSync(changeKey(this.revision, change.seq), encodeChange(change))
+      const dk = dataKey(bucket, key)
+      const ck = changeKey(this.revision, change.seq)
+      this.#data.db.putSync(dk, encodeValue(dk, { createRevision, modRevision: this.revision, version, value }))
+      this.#changeDb.putSync(ck, encodeChange(ck, change))
     })
     this.changes.push(change)
     return { revision: this.revision, createRevision, version, prevRevision }
@@ -215,8 +229,9 @@ export class EntryTx implements CommandTx {
     if (prev === undefined) return { revision: this.revision, deleted: false, prevRevision }
     const change: Change = { revision: this.revision, seq: this.changes.length, type: 'delete', bucket, key, value: undefined, createRevision: 0, version: 0, prevRevision }
     this.#lmdb(() => {
-      this.#data.removeSync(dataKey(bucket, key))
-      this.#changeDb.putSync(changeKey(this.revision, change.seq), encodeChange(change))
+      const ck = changeKey(this.revision, change.seq)
+      this.#data.db.removeSync(dataKey(bucket, key))
+      this.#changeDb.putSync(ck, encodeChange(ck, change))
     })
     this.changes.push(change)
     return { revision: this.revision, deleted: true, prevRevision }

@@ -112,7 +112,8 @@ t.test('a truncated or corrupted stream is refused and the old state stays', asy
     t.ok(isHoldfastError(err, 'CORRUPT_DATA'), `${what}: CORRUPT_DATA`, { error: err })
     t.same(dump(kv), before, `${what}: old state intact`)
   }
-  t.match((await rejection(kv.restore(from([flipped])))) as Error, { message: /checksum mismatch/ })
+  // The flipped byte lands in a record, whose own checksum fails before the stream's digest is reached.
+  t.match((await rejection(kv.restore(from([flipped])))) as Error, { message: /checksum/ })
   t.match((await rejection(kv.restore(from(chunks.slice(0, -1))))) as Error, { message: /truncated/ })
   applyOk(kv, { type: 'put', key: 'mine', value: 'still usable' })
   t.equal(kv.get('mine')?.value, 'still usable', 'and it keeps applying')
