@@ -21,8 +21,8 @@ export class Progress {
   pendingSnapshot = 0
   /** Heard from since the last check-quorum round. */
   recentActive = false
-  /** `match` when the previous heartbeat response arrived: a stalled pipeline is probed again. */
-  matchAtLastHeartbeat = -1
+  /** The leader's tick when this follower last made progress (or had nothing outstanding). */
+  progressTick = 0
   /** The highest heartbeat sequence this follower has acknowledged in the current term. */
   ackedSeq = 0
   /** Last index of each in-flight append, oldest first, with its size. */

@@ -902,12 +902,16 @@ export class RaftCore {
         pr.probeSent = false
         pr.ackedSeq = Math.max(pr.ackedSeq, m.readSeq ?? 0)
         // Appends lost in replicate state are never acknowledged, and the follower holds (does not
-        // reject) appends past the gap: a follower whose match has not moved for a whole heartbeat
-        // interval while appends were outstanding is probed again from its match.
-        if (pr.state === 'replicate' && pr.match < this.#log.lastIndex() && pr.match === pr.matchAtLastHeartbeat && pr.inflightCount() > 0) {
+        // reject) appends past the gap: a follower whose match has not moved while appends were
+        // outstanding is probed again from its match.
+        // A stall must last an election timeout (longer than any round trip Raft can work with)
+        // before it counts: on a slow, reordering link match may not move between two heartbeats.
+        if (pr.state !== 'replicate' || pr.match >= this.#log.lastIndex() || pr.inflightCount() === 0) {
+          pr.progressTick = this.#ticks
+        } else if (this.#ticks - pr.progressTick >= this.#electionTicks) {
           pr.becomeProbe()
+          pr.progressTick = this.#ticks
         }
-        pr.matchAtLastHeartbeat = pr.match
         this.#releaseReads()
         // A lagging follower gets an append even if it carries nothing new: appends lost in replicate
         // state are only noticed when the follower rejects one, which puts it back into probe.
@@ -933,6 +937,7 @@ export class RaftCore {
       if (oldPaused && !pr.isPaused()) this.#sendAppend(m.from, false)
       return
     }
+    pr.progressTick = this.#ticks
     if (pr.state === 'probe') pr.becomeReplicate()
     else if (pr.state === 'snapshot' && pr.match >= pr.pendingSnapshot) {
       pr.becomeProbe()
