@@ -4,7 +4,7 @@
  */
 import { Worker } from 'node:worker_threads'
 import { FAULT_TYPES, type FaultType } from './faults.js'
-import { LIVENESS_ELECTION_TIMEOUTS, runSeed, type RunOptions, type RunSummary } from './run.js'
+import { LIVENESS_ROUNDS, runSeed, type RunOptions, type RunSummary } from './run.js'
 import type { WorkerReply, WorkerRequest } from './worker.js'
 
 export interface Aggregate {
@@ -23,7 +23,9 @@ export interface Aggregate {
   clientOpsUnknown: number
   linearizabilityInconclusive: number
   maxLivenessTicks: number
-  maxLivenessElectionTimeouts: number
+  maxLivenessRounds: number
+  /** The seed that took longest from heal to a new commit, in rounds. */
+  slowestLivenessSeed: number
   violationsByKind: Record<string, number>
   failing: { seed: number; kind: string; message: string }[]
 }
@@ -45,7 +47,8 @@ export function emptyAggregate(from: number): Aggregate {
     clientOpsUnknown: 0,
     linearizabilityInconclusive: 0,
     maxLivenessTicks: 0,
-    maxLivenessElectionTimeouts: 0,
+    maxLivenessRounds: 0,
+    slowestLivenessSeed: -1,
     violationsByKind: {},
     failing: [],
   }
@@ -68,7 +71,10 @@ export function addSummary(agg: Aggregate, r: RunSummary): void {
   agg.clientOpsUnknown += r.clientOpsUnknown
   if (r.linearizability === 'timeout') agg.linearizabilityInconclusive++
   agg.maxLivenessTicks = Math.max(agg.maxLivenessTicks, r.livenessTicks)
-  agg.maxLivenessElectionTimeouts = Math.max(agg.maxLivenessElectionTimeouts, r.livenessElectionTimeouts)
+  if (r.livenessRounds > agg.maxLivenessRounds) {
+    agg.maxLivenessRounds = r.livenessRounds
+    agg.slowestLivenessSeed = r.seed
+  }
   if (r.violation) {
     agg.violationsByKind[r.violation.kind] = (agg.violationsByKind[r.violation.kind] ?? 0) + 1
     agg.failing.push({ seed: r.seed, ...r.violation })
@@ -144,7 +150,7 @@ export function formatAggregate(a: Aggregate): string {
     `elections: ${a.elections}  commits (sum of final commit index): ${a.commits}  entries applied: ${a.applied}`,
     `snapshots installed: ${a.snapshotsInstalled}  crashes: ${a.crashes}  events: ${a.events}`,
     `client ops checked: ${a.clientOps} (${a.clientOpsOk} ok, ${a.clientOpsUnknown} unknown outcome)  linearizability inconclusive: ${a.linearizabilityInconclusive}`,
-    `liveness: heal to a new commit took at most ${a.maxLivenessTicks} ticks, ${a.maxLivenessElectionTimeouts} election timeouts (bound ${LIVENESS_ELECTION_TIMEOUTS})`,
+    `liveness: heal to a new commit took at most ${a.maxLivenessTicks} ticks, ${a.maxLivenessRounds} election rounds (seed ${a.slowestLivenessSeed}; bound ${LIVENESS_ROUNDS})`,
     `violations: ${a.failing.length}${a.failing.length > 0 ? ` (${Object.entries(a.violationsByKind).map(([k, v]) => `${k}=${v}`).join(' ')})` : ''}`,
   ]
   if (a.failing.length > 0) {
