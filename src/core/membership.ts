@@ -88,5 +88,7 @@ function isIdList(v: unknown): v is NodeId[] {
 }
 
 export function sameMembership(a: Membership, b: Membership): boolean {
+  // The core hands out the same objects until membership changes: identity settles most calls.
+  if (a === b) return true
   return a.voters.join('\0') === b.voters.join('\0') && a.learners.join('\0') === b.learners.join('\0')
 }
