@@ -28,6 +28,7 @@ import t from 'tap'
 import { createNode, type HoldfastNode } from '../../src/node.js'
 import type { KeyValue } from '../../src/state/index.js'
 import { CALL_BUCKET, crashNodeOptions, META_BUCKET, PUT_BUCKET, putValue, registerBump, type BumpRecord } from './crash-child.js'
+import { Prng } from '../sim/prng.js'
 
 const CHILD = fileURLToPath(new URL('./crash-child.ts', import.meta.url))
 const KILLS = Number(process.env.HOLDFAST_CRASH_KILLS ?? 50)
@@ -40,16 +41,10 @@ const AHEAD = 1
 /** A child without MIN_ACKS acknowledgements this long after 'go' is stuck. */
 const STUCK_MS = 30_000
 
-/** A small seeded PRNG (mulberry32), so the kill schedule replays from the printed seed. */
+/** The project's seeded PRNG (test/sim/prng.ts), so random tests replay from their printed seed. */
 function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
+  const p = new Prng(seed)
+  return () => p.next()
 }
 
 interface RoundOutput {

@@ -8,6 +8,7 @@ import type { Test } from 'tap'
 import { open as openLmdb } from 'lmdb'
 import { isHoldfastError } from '../../src/errors.js'
 import type { Entry } from '../../src/core/types.js'
+import { Prng } from '../sim/prng.js'
 import { DATA_FILE, LmdbStorage, LOG_DB, META_DB } from '../../src/storage/lmdb.js'
 import type { LmdbStorageOptions } from '../../src/storage/lmdb.js'
 import { decodeEntry, decodeHardState, decodeSnapshotMeta, encodeEntry, encodeFormat, encodeHardState, encodeSnapshotMeta } from '../../src/storage/codec.js'
@@ -41,16 +42,10 @@ async function rejectsCorrupt(t: Test, p: Promise<unknown>, message: string, pat
   }
 }
 
-/** A small seeded PRNG (mulberry32), so random tests replay from their printed seed. */
+/** The project's seeded PRNG (test/sim/prng.ts), so random tests replay from their printed seed. */
 function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
+  const p = new Prng(seed)
+  return () => p.next()
 }
 
 function seedFor(t: Test, name: string): number {

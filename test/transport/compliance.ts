@@ -12,14 +12,9 @@ export interface TransportGroup {
   close(): Promise<void>
 }
 
-/** Waits until `pred` holds, polling; fails after `ms`. */
-export async function until(pred: () => boolean, ms = 10_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!pred()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 5))
-  }
-}
+import { until } from '../../src/testing/cluster.js'
+
+export { until }
 
 export function transportCompliance(t: Test, name: string, makeGroup: (n: number) => Promise<TransportGroup>): void {
   t.test(`${name}: frames reach the addressed peer intact and in order`, async (t) => {
