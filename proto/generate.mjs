@@ -73,7 +73,8 @@ const rows = types.map((type) => {
     if (f.map) throw new Error(`${type.fullName}.${f.name}: map fields are not allowed (see proto/holdfast.proto)`)
     const nested = f.resolvedType instanceof protobuf.Type ? f.resolvedType.fullName.slice(1) : undefined
     const packable = f.repeated && protobuf.types.packed[f.type] !== undefined
-    return `    [${f.id}, { name: '${f.name}', wire: ${wireOf(f)}${packable ? ', packable: true' : ''}${nested ? `, message: '${nested}'` : ''} }],`
+    const utf8 = f.type === 'string'
+    return `    [${f.id}, { name: '${f.name}', wire: ${wireOf(f)}${packable ? ', packable: true' : ''}${utf8 ? ', utf8: true' : ''}${nested ? `, message: '${nested}'` : ''} }],`
   })
   return `  ['${type.fullName.slice(1)}', new Map([\n${fields.join('\n')}\n  ])],`
 })
@@ -85,6 +86,8 @@ export interface FieldShape {
   readonly wire: number
   /** A repeated scalar that may also arrive packed (wire type 2). */
   readonly packable?: true
+  /** A string field: its bytes must be well-formed UTF-8 (ids compare byte for byte after a round trip). */
+  readonly utf8?: boolean
   /** For message-typed fields, the nested message's full name (a key of MESSAGE_SHAPES). */
   readonly message?: string
 }

@@ -7,6 +7,8 @@ export interface FieldShape {
   readonly wire: number
   /** A repeated scalar that may also arrive packed (wire type 2). */
   readonly packable?: true
+  /** A string field: its bytes must be well-formed UTF-8 (ids compare byte for byte after a round trip). */
+  readonly utf8?: boolean
   /** For message-typed fields, the nested message's full name (a key of MESSAGE_SHAPES). */
   readonly message?: string
 }

@@ -12,8 +12,8 @@ export const MESSAGE_SHAPES = new Map([
     [1, { name: 'items', wire: 2, message: 'holdfast.wire.Entry' }],
   ])],
   ['holdfast.wire.Membership', new Map([
-    [1, { name: 'voters', wire: 2 }],
-    [2, { name: 'learners', wire: 2 }],
+    [1, { name: 'voters', wire: 2, utf8: true }],
+    [2, { name: 'learners', wire: 2, utf8: true }],
   ])],
   ['holdfast.wire.SnapshotMeta', new Map([
     [1, { name: 'index', wire: 0 }],
@@ -22,8 +22,8 @@ export const MESSAGE_SHAPES = new Map([
   ])],
   ['holdfast.wire.RaftMessage', new Map([
     [1, { name: 'type', wire: 0 }],
-    [2, { name: 'from', wire: 2 }],
-    [3, { name: 'to', wire: 2 }],
+    [2, { name: 'from', wire: 2, utf8: true }],
+    [3, { name: 'to', wire: 2, utf8: true }],
     [4, { name: 'term', wire: 0 }],
     [5, { name: 'index', wire: 0 }],
     [6, { name: 'logTerm', wire: 0 }],
@@ -36,7 +36,7 @@ export const MESSAGE_SHAPES = new Map([
     [13, { name: 'transfer', wire: 0 }],
   ])],
   ['holdfast.wire.SnapshotChunk', new Map([
-    [1, { name: 'snapshotId', wire: 2 }],
+    [1, { name: 'snapshotId', wire: 2, utf8: true }],
     [2, { name: 'index', wire: 0 }],
     [3, { name: 'term', wire: 0 }],
     [4, { name: 'offset', wire: 0 }],
@@ -45,15 +45,15 @@ export const MESSAGE_SHAPES = new Map([
     [7, { name: 'checksum', wire: 2 }],
   ])],
   ['holdfast.wire.SnapshotAck', new Map([
-    [1, { name: 'snapshotId', wire: 2 }],
+    [1, { name: 'snapshotId', wire: 2, utf8: true }],
     [2, { name: 'nextOffset', wire: 0 }],
     [3, { name: 'done', wire: 0 }],
     [4, { name: 'error', wire: 2, message: 'holdfast.wire.Error' }],
   ])],
   ['holdfast.wire.Error', new Map([
-    [1, { name: 'code', wire: 2 }],
-    [2, { name: 'message', wire: 2 }],
-    [3, { name: 'leaderHint', wire: 2 }],
+    [1, { name: 'code', wire: 2, utf8: true }],
+    [2, { name: 'message', wire: 2, utf8: true }],
+    [3, { name: 'leaderHint', wire: 2, utf8: true }],
   ])],
   ['holdfast.wire.ForwardProposal', new Map([
     [1, { name: 'id', wire: 0 }],
@@ -75,7 +75,7 @@ export const MESSAGE_SHAPES = new Map([
   ])],
   ['holdfast.wire.RpcRequest', new Map([
     [1, { name: 'id', wire: 0 }],
-    [2, { name: 'method', wire: 2 }],
+    [2, { name: 'method', wire: 2, utf8: true }],
     [3, { name: 'payload', wire: 2 }],
   ])],
   ['holdfast.wire.RpcResponse', new Map([
@@ -84,11 +84,11 @@ export const MESSAGE_SHAPES = new Map([
     [3, { name: 'error', wire: 2, message: 'holdfast.wire.Error' }],
   ])],
   ['holdfast.wire.KeyValue', new Map([
-    [1, { name: 'key', wire: 2 }],
+    [1, { name: 'key', wire: 2, utf8: true }],
     [2, { name: 'value', wire: 2 }],
   ])],
   ['holdfast.wire.MemberUpdate', new Map([
-    [1, { name: 'nodeId', wire: 2 }],
+    [1, { name: 'nodeId', wire: 2, utf8: true }],
     [2, { name: 'incarnation', wire: 0 }],
     [3, { name: 'state', wire: 0 }],
     [4, { name: 'softState', wire: 2, message: 'holdfast.wire.KeyValue' }],
@@ -96,7 +96,7 @@ export const MESSAGE_SHAPES = new Map([
   ['holdfast.wire.Gossip', new Map([
     [1, { name: 'kind', wire: 0 }],
     [2, { name: 'seq', wire: 0 }],
-    [3, { name: 'target', wire: 2 }],
+    [3, { name: 'target', wire: 2, utf8: true }],
     [4, { name: 'updates', wire: 2, message: 'holdfast.wire.MemberUpdate' }],
   ])],
   ['holdfast.wire.JoinChallenge', new Map([

@@ -99,6 +99,10 @@ function scan(c: Cursor, end: number, shape: ReadonlyMap<number, FieldShape>, ty
             if (c.pos !== childEnd) fail('nested message overran its length', c.pos)
             break
           }
+          if (field.utf8 === true && !isUtf8(c.buf, c.pos, c.pos + len)) {
+            // protobufjs would decode it to lone surrogates or U+FFFD, so the value would not round-trip.
+            fail(`${type}.${field.name} is not well-formed UTF-8`, at)
+          }
         }
         c.pos += len
         break
@@ -137,4 +141,15 @@ function skipVarint64(c: Cursor, end: number): void {
 function skipBytes(c: Cursor, end: number, n: number): void {
   if (end - c.pos < n) fail(`truncated ${n}-byte field`, c.pos)
   c.pos += n
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
+
+function isUtf8(buf: Uint8Array, start: number, end: number): boolean {
+  try {
+    strictUtf8.decode(buf.subarray(start, end))
+    return true
+  } catch {
+    return false
+  }
 }
