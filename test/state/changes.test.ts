@@ -3,7 +3,7 @@ import { isHoldfastError } from '../../src/errors.js'
 import type { Command } from '../../src/state/commands.js'
 import { KvStateMachine } from '../../src/state/kv.js'
 import type { Change } from '../../src/state/layout.js'
-import { applyCommands, freshKv, openEnv } from './helpers.js'
+import { applyCommands, freshKv, openEnv, catchErr } from './helpers.js'
 
 const tag = (c: Change): string => `${c.revision}.${c.seq} ${c.type} ${c.bucket}/${c.key}=${JSON.stringify(c.value ?? null)}`
 
@@ -148,11 +148,3 @@ t.test('watch from a compacted revision throws COMPACTED', async (t) => {
   await ok.return?.()
 })
 
-function catchErr(fn: () => unknown): unknown {
-  try {
-    fn()
-  } catch (err) {
-    return err
-  }
-  return undefined
-}

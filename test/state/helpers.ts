@@ -63,3 +63,13 @@ export async function collect(chunks: AsyncIterable<Uint8Array>): Promise<Uint8A
 export async function* from(chunks: readonly Uint8Array[]): AsyncGenerator<Uint8Array> {
   for (const c of chunks) yield c
 }
+
+/** The error `fn` throws, or undefined when it returns. */
+export function catchErr(fn: () => unknown): unknown {
+  try {
+    fn()
+  } catch (err) {
+    return err
+  }
+  return undefined
+}

@@ -14,7 +14,7 @@ import { KvStateMachine } from '../../src/state/kv.js'
 import { KV_LAYOUT_VERSION, RecordKind, changeKey, dataKey, encodeChange, encodeState, verifyRecord } from '../../src/state/layout.js'
 import { writeSnapshot } from '../../src/state/snapshot.js'
 import type { SnapshotRecord } from '../../src/state/snapshot.js'
-import { applyCommands, collect, entry, freshKv, from, openEnv, tempDir } from './helpers.js'
+import { applyCommands, collect, entry, freshKv, from, openEnv, tempDir, catchErr } from './helpers.js'
 
 const bin = { encoding: 'binary', keyEncoding: 'binary' } as const
 
@@ -29,14 +29,6 @@ function flip(bytes: Uint8Array, at: number, mask = 0x01): Buffer {
   return out
 }
 
-function catchErr(fn: () => unknown): unknown {
-  try {
-    fn()
-  } catch (err) {
-    return err
-  }
-  return undefined
-}
 
 async function rejection(p: Promise<unknown>): Promise<unknown> {
   return p.then(() => undefined, (err: unknown) => err)

@@ -4,7 +4,7 @@ import type { Entry } from '../../src/core/types.js'
 import { LmdbStorage } from '../../src/storage/lmdb.js'
 import { KvStateMachine } from '../../src/state/kv.js'
 import type { ApplyResult, TxnResult } from '../../src/state/kv.js'
-import { applyCommands, applyOk, entry, freshKv, openEnv, tempDir } from './helpers.js'
+import { applyCommands, applyOk, entry, freshKv, openEnv, tempDir, catchErr } from './helpers.js'
 
 function failed(r: ApplyResult | undefined): string | undefined {
   return r && !r.ok ? r.error.code : undefined
@@ -303,11 +303,3 @@ t.test('a damaged state record is refused at open', async (t) => {
   t.match(err instanceof Error ? err.message : '', /layout version 99/)
 })
 
-function catchErr(fn: () => unknown): unknown {
-  try {
-    fn()
-  } catch (err) {
-    return err
-  }
-  return undefined
-}

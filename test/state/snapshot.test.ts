@@ -4,7 +4,7 @@ import { isHoldfastError } from '../../src/errors.js'
 import type { Command } from '../../src/state/commands.js'
 import { KvStateMachine } from '../../src/state/kv.js'
 import type { KeyValue } from '../../src/state/tx.js'
-import { applyCommands, applyOk, collect, freshKv, from, openEnv, tempDir } from './helpers.js'
+import { applyCommands, applyOk, collect, freshKv, from, openEnv, tempDir, catchErr } from './helpers.js'
 
 const BUCKETS = ['default', 'other', 'third']
 
@@ -203,11 +203,3 @@ t.test('release ends an unread snapshot', async (t) => {
   t.ok(isHoldfastError(await rejection(collect(early.chunks)), 'CONTRACT_VIOLATION'), 'breaking out of the iteration released it')
 })
 
-function catchErr(fn: () => unknown): unknown {
-  try {
-    fn()
-  } catch (err) {
-    return err
-  }
-  return undefined
-}

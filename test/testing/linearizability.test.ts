@@ -10,6 +10,7 @@ import {
   type Model,
   type Operation,
 } from '../../src/testing/linearizability.js'
+import { Prng } from '../sim/prng.js'
 
 type KvOp = Operation<KvInput, KvOutput>
 type Tap = typeof t
@@ -253,15 +254,10 @@ t.test('long single-key history: iterative search, compact memo', async (t) => {
 /** Seeds derive from this; set LIN_SEED to explore or replay other histories. */
 const BASE_SEED = Number(process.env.LIN_SEED ?? 20240611)
 
-/** mulberry32: small seeded PRNG. */
+/** The project's seeded PRNG (test/sim/prng.ts), as a function. */
 function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = Math.imul(a ^ (a >>> 15), 1 | a)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 2 ** 32
-  }
+  const p = new Prng(seed)
+  return () => p.next()
 }
 
 /**
