@@ -47,6 +47,10 @@ export type ErrorCode =
   | 'COMMAND_FAILED'
   /** No handler is registered under the command's name on this replica. Nothing changed. */
   | 'UNKNOWN_COMMAND'
+  /** A peer did not prove it knows the cluster secret (or refused our proof): the connection was closed. */
+  | 'AUTH_FAILED'
+  /** A peer broke the wire protocol (a message out of order or of the wrong kind): the connection was closed. */
+  | 'PROTOCOL_ERROR'
 
 /** The one error class of holdfast. */
 export class HoldfastError extends Error {

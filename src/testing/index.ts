@@ -3,6 +3,7 @@
  */
 export { MemoryNetwork, MemoryTransport, type MemoryNetworkFaults } from '../transport/memory.js'
 export { createTestCluster, until, type TestCluster } from './cluster.js'
+export { createLoopbackTestnet, type LoopbackTestnet } from './testnet.js'
 export {
   checkKvHistory,
   checkOperations,

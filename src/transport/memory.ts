@@ -23,6 +23,8 @@ export class MemoryNetwork {
   readonly #blocked = new Set<string>()
   #faults: Required<MemoryNetworkFaults> = { loss: 0, duplicate: 0, delayMs: [0, 0] }
   readonly #rand: () => number
+  /** Per pair "a|b" (a < b): bumped when the connection is reset, so frames in flight on the old one are lost. */
+  readonly #generation = new Map<string, number>()
 
   constructor(options: { rand?: () => number; faults?: MemoryNetworkFaults } = {}) {
     this.#rand = options.rand ?? Math.random
@@ -87,9 +89,24 @@ export class MemoryNetwork {
     b.peerChanged(a.id, up)
   }
 
+  /**
+   * Resets the connection between a and b, as a real transport does on a protocol violation: both
+   * see it go down, frames in flight are lost, and it comes back up at once if the link works.
+   */
+  reset(a: NodeId, b: NodeId): void {
+    if (!this.#connected(a, b)) return
+    const key = pairKey(a, b)
+    this.#generation.set(key, (this.#generation.get(key) ?? 0) + 1)
+    this.#notify(a, b, false)
+    queueMicrotask(() => {
+      if (this.#connected(a, b)) this.#notify(a, b, true)
+    })
+  }
+
   /** @internal */
   route(from: NodeId, to: NodeId, frame: Uint8Array): boolean {
     if (!this.#connected(from, to)) return false
+    const generation = this.#generation.get(pairKey(from, to)) ?? 0
     const copies = this.#rand() < this.#faults.duplicate ? 2 : 1
     for (let i = 0; i < copies; i++) {
       if (this.#rand() < this.#faults.loss) continue
@@ -98,7 +115,7 @@ export class MemoryNetwork {
       const [lo, hi] = this.#faults.delayMs
       const delay = lo + (hi - lo) * this.#rand()
       const deliver = (): void => {
-        if (this.#connected(from, to)) this.#endpoints.get(to)?.deliver(from, bytes)
+        if (this.#connected(from, to) && (this.#generation.get(pairKey(from, to)) ?? 0) === generation) this.#endpoints.get(to)?.deliver(from, bytes)
       }
       if (delay <= 0) queueMicrotask(deliver)
       else setTimeout(deliver, delay)
@@ -120,6 +137,10 @@ export class MemoryNetwork {
   peersOf(id: NodeId): NodeId[] {
     return [...this.#endpoints.keys()].filter((o) => o !== id && this.#connected(id, o))
   }
+}
+
+function pairKey(a: NodeId, b: NodeId): string {
+  return a < b ? `${a}|${b}` : `${b}|${a}`
 }
 
 /** One node's endpoint on a MemoryNetwork. */
@@ -149,6 +170,16 @@ export class MemoryTransport implements Transport {
   connectedPeers(): NodeId[] {
     return this.closed ? [] : this.network.peersOf(this.id)
   }
+
+  /** Resets the connection to `peer` (see MemoryNetwork.reset) and counts it. */
+  disconnect(peer: NodeId, _reason: string): void {
+    if (this.closed) return
+    this.disconnects++
+    this.network.reset(this.id, peer)
+  }
+
+  /** Connections this endpoint reset because a peer broke the protocol. */
+  disconnects = 0
 
   async close(): Promise<void> {
     if (this.closed) return

@@ -32,7 +32,7 @@ const encoder = new TextEncoder()
  * Every frame is one protobuf Envelope (proto/holdfast.proto, codec.ts): `raft` bodies are passed
  * on as bytes for the driver to decode with decodeRaftMessage; `rpcRequest`/`rpcResponse` are
  * handled here; any other kind goes to the onEnvelope handler. A frame that does not decode is
- * counted in `malformedFrames` and dropped; the connection carries on.
+ * counted in `malformedFrames` and dropped, and that peer's connection is closed.
  */
 export class PeerRpc {
   readonly #transport: Transport
@@ -160,9 +160,11 @@ export class PeerRpc {
       // Raft is the hot path: route its bytes without decoding them twice.
       if (kind === 'raft') return this.#onRaft(from, body)
       message = decodeEnvelope(frame)
-    } catch {
-      // Only DECODE_ERROR is thrown above.
+    } catch (err) {
+      // Only DECODE_ERROR is thrown above. A peer that sends garbage is broken or hostile: its
+      // connection is closed (it may reconnect), the node keeps serving every other peer.
       this.malformedFrames++
+      this.#transport.disconnect(from, `malformed frame: ${(err as Error).message}`)
       return
     }
     switch (message.kind) {

@@ -19,5 +19,10 @@ export interface Transport {
   onPeer(handler: (peer: NodeId, up: boolean) => void): void
   /** Peers with a live connection now. */
   connectedPeers(): NodeId[]
+  /**
+   * Closes the connection to `peer` because it broke the protocol (for example sent a frame that
+   * does not decode). Frames in flight on it are lost; the peer may connect again.
+   */
+  disconnect(peer: NodeId, reason: string): void
   close(): Promise<void>
 }

@@ -52,4 +52,19 @@ export function transportCompliance(t: Test, name: string, makeGroup: (n: number
     t.equal(a.send(b.id, Buffer.from('x')), false, 'send to a disconnected peer returns false')
     t.equal(a.send('nobody', Buffer.from('x')), false, 'send to an unknown peer returns false')
   })
+
+  t.test(`${name}: disconnect(peer) closes that connection on both sides and leaves the others`, async (t) => {
+    const g = await makeGroup(3)
+    t.teardown(() => g.close())
+    const [a, b, c] = g.transports as [Transport, Transport, Transport]
+    await until(() => a.connectedPeers().length === 2, 10_000, 'a connected to both')
+    const bEvents: string[] = []
+    b.onPeer((peer, up) => bEvents.push(`${peer}:${up ? 'up' : 'down'}`))
+    const gotC: string[] = []
+    c.onFrame((_from, f) => gotC.push(Buffer.from(f).toString()))
+    a.disconnect(b.id, 'protocol violation (test)')
+    await until(() => bEvents.includes(`${a.id}:down`), 10_000, 'b saw the connection close')
+    t.ok(a.send(c.id, Buffer.from('c unaffected')), 'a still sends to c')
+    await until(() => gotC.includes('c unaffected'), 10_000, 'c received')
+  })
 }

@@ -85,17 +85,27 @@ t.test('rpc: a disconnect fails pending requests at once; timeouts and aborts ar
   t.equal(await codeOf(aborted), 'ABORTED')
 })
 
-t.test('rpc: malformed frames are counted and do not disturb the connection', async (t) => {
+t.test('rpc: a malformed frame closes that peer\'s connection and is counted; other peers and later requests are served', async (t) => {
   const net = new MemoryNetwork()
   const ta = net.createTransport('a')
   const a = new PeerRpc(ta)
-  const b = new PeerRpc(net.createTransport('b'))
+  const tb = net.createTransport('b')
+  const b = new PeerRpc(tb)
+  const c = new PeerRpc(net.createTransport('c'))
   b.handle('ping', () => enc('pong'))
-  const raw: Uint8Array[] = [new Uint8Array(0), new Uint8Array([9, 1, 2, 3, 4]), new Uint8Array([1, 0, 0, 0, 1, 0xff, 0xff]), new Uint8Array([2, 0])]
-  for (const f of raw) ta.send('b', f)
-  await until(() => b.malformedFrames >= 3, 2000, 'malformed frames counted')
-  t.ok(b.malformedFrames >= 3, `counted ${b.malformedFrames}`)
-  t.equal(dec(await a.request('b', 'ping', enc(''))), 'pong', 'the peer still serves requests')
+  const bEvents: string[] = []
+  b.onPeer((peer, up) => bEvents.push(`${peer}:${up ? 'up' : 'down'}`))
+  for (const garbage of [new Uint8Array(0), new Uint8Array([9, 1, 2, 3, 4]), new Uint8Array([1, 0, 0, 0, 1, 0xff, 0xff]), new Uint8Array([2, 0])]) {
+    const before = { malformed: b.malformedFrames, disconnects: tb.disconnects }
+    ta.send('b', garbage)
+    await until(() => b.malformedFrames === before.malformed + 1, 2000, 'malformed frame counted')
+    t.equal(tb.disconnects, before.disconnects + 1, 'and its connection closed')
+  }
+  t.ok(bEvents.filter((e) => e === 'a:down').length === 4, 'b saw the connection to a go down once per garbage frame')
+  ta.send('b', new Uint8Array([9]))
+  t.equal(dec(await c.request('b', 'ping', enc(''))), 'pong', 'another peer is served throughout')
+  await until(() => ta.connectedPeers().includes('b'), 2000, 'a reconnects')
+  t.equal(dec(await a.request('b', 'ping', enc(''))), 'pong', 'the offender is served again once it behaves')
 })
 
 t.test('memory network: loss and duplication are applied', async (t) => {
