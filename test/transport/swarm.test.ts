@@ -12,7 +12,8 @@ import t from 'tap'
 import { createLoopbackTestnet } from '../../src/testing/testnet.js'
 import { AuthHandshake, deriveClusterKeys, NONCE_BYTES } from '../../src/transport/auth.js'
 import { decodeEnvelope, encodeEnvelope, encodeFrame, FrameDecoder, encodeRaftMessage } from '../../src/transport/codec.js'
-import { SwarmTransport, type PeerProblem, type SwarmTransportOptions, type TransportClock } from '../../src/transport/swarm.js'
+import { createSocket } from 'node:dgram'
+import { SwarmTransport, startDhtBootstrap, type PeerProblem, type SwarmTransportOptions, type TransportClock } from '../../src/transport/swarm.js'
 import { transportCompliance, until } from './compliance.js'
 
 const testnet = await createLoopbackTestnet(3)
@@ -287,4 +288,26 @@ t.test('members are redialled on the injected clock, with backoff and jitter fro
     return a.connectedPeers().includes(b.id)
   }, 20_000, 'a redial reaches the restarted peer')
   t.ok(true, 'reconnected')
+})
+
+async function freeUdpPort(): Promise<number> {
+  const socket = createSocket('udp4')
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve))
+  const { port } = socket.address()
+  await new Promise<void>((resolve) => socket.close(() => resolve()))
+  return port
+}
+
+t.test('a node can run the DHT bootstrap for a network without internet access', async (t) => {
+  const boot = await startDhtBootstrap({ host: '127.0.0.1', port: await freeUdpPort() })
+  const bootstrap = [`${boot.address.host}:${boot.address.port}`]
+  const x = await SwarmTransport.open({ keyPair: HyperDHT.keyPair(), cluster: CLUSTER, secret: SECRET, dht: { bootstrap, host: '127.0.0.1' } })
+  const y = await SwarmTransport.open({ keyPair: HyperDHT.keyPair(), cluster: CLUSTER, secret: SECRET, dht: { bootstrap, host: '127.0.0.1' } })
+  t.teardown(async () => {
+    await Promise.all([x.close(), y.close()])
+    await boot.close()
+  })
+  // Neither knows the other's key: they find each other on the topic through the bootstrap node.
+  await until(() => x.connectedPeers().includes(y.id) && y.connectedPeers().includes(x.id), 30_000, 'found each other')
+  t.ok(x.stats.admitted >= 1 && y.stats.admitted >= 1, 'admitted by proof of the secret')
 })
