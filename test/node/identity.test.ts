@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -16,7 +16,8 @@ t.test('a node identity is created once, kept, and refused when damaged', async 
   t.same(Buffer.from(again.keyPair.secretKey), Buffer.from(first.keyPair.secretKey))
 
   const good = await readFile(join(dir, IDENTITY_FILE), 'utf8')
-  const other = await loadOrCreateIdentity(await mkdtemp(join(tmpdir(), 'holdfast-identity-other-')))
+  await mkdir(join(dir, 'other'))
+  const other = await loadOrCreateIdentity(join(dir, 'other'))
   const damaged: Array<[string, string]> = [
     ['not json', '{"publicKey": '],
     ['wrong shape', JSON.stringify({ publicKey: 1, secretKey: 2 })],
