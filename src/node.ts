@@ -23,6 +23,7 @@ import type { Compare } from './state/commands.js'
 import { LmdbStorage } from './storage/lmdb.js'
 import { decodeRaftMessage, encodeRaftMessage } from './transport/codec.js'
 import { PeerRpc } from './transport/rpc.js'
+import { SNAPSHOT_SPOOL_DIR, SnapshotReceiver, sendSnapshot, type SendStats } from './snapshot-transfer.js'
 import type { Transport } from './transport/types.js'
 
 const log = createDebug('holdfast:node')
@@ -32,8 +33,6 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: fal
 const METHOD = {
   propose: 'holdfast.propose',
   readIndex: 'holdfast.readIndex',
-  snapshotChunk: 'holdfast.snapshot.chunk',
-  snapshotDone: 'holdfast.snapshot.done',
 } as const
 
 /** Options common to operations that may wait. */
@@ -92,12 +91,6 @@ interface ReadWaiter {
   readonly reject: (e: HoldfastError) => void
 }
 
-interface IncomingSnapshot {
-  readonly id: string
-  readonly from: NodeId
-  readonly chunks: Uint8Array[]
-}
-
 /**
  * A member of a holdfast cluster, embedded in the service's process. It owns the LMDB environment,
  * the consensus core and the transport, and runs the driver loop that feeds the core:
@@ -129,7 +122,8 @@ export class HoldfastNode extends EventEmitter {
   #reads = new Map<string, ReadWaiter>()
   /** Reads whose read point is known, waiting for the state machine to apply it. */
   #readsAwaitingApply: { index: number; resolve: () => void }[] = []
-  #incoming: IncomingSnapshot | undefined
+  /** Receives snapshots from peers into spool files (snapshot-transfer.ts). */
+  readonly #receiver: SnapshotReceiver
   #loopError: unknown
   #idle: (() => void)[] = []
 
@@ -171,8 +165,9 @@ export class HoldfastNode extends EventEmitter {
     })
     this.#rpc.handle(METHOD.propose, (payload) => this.#serveProposal(payload))
     this.#rpc.handle(METHOD.readIndex, (payload) => this.#serveReadIndex(payload))
-    this.#rpc.handle(METHOD.snapshotChunk, (payload, from) => this.#receiveSnapshotChunk(payload, from))
-    this.#rpc.handle(METHOD.snapshotDone, (payload, from) => this.#receiveSnapshotDone(payload, from))
+    this.#receiver = this.#snapshotReceiver(join(options.dataDir, SNAPSHOT_SPOOL_DIR))
+    this.#receiver.register(this.#rpc)
+    this.once('close', () => this.#receiver.close())
     this.#lastTickAt = this.#now()
     this.#ticker = setInterval(() => this.#enqueue(() => {}), this.#opts.tickMs)
     this.#ticker.unref()
@@ -696,71 +691,93 @@ export class HoldfastNode extends EventEmitter {
   // ------------------------------------------------------------------ snapshots
 
   /**
-   * Streams the state machine to a follower behind the compaction point. The snapshot's read
-   * transaction is opened now, inside the Ready turn, so it holds exactly the state at the applied
-   * index the core put into the message.
+   * Streams the state machine to a follower behind the compaction point (snapshot-transfer.ts:
+   * a bounded window of chunks, resumed at the receiver's held offset, checksummed). The
+   * snapshot's read transaction is opened now, inside the Ready turn, so it holds exactly the
+   * state at the applied index the core put into the message.
+   * Emits 'snapshotProgress' {to, index, term, bytes, totalBytes?, startOffset} while sending and
+   * 'snapshotSent' {to, index, ok, startOffset, sentBytes, totalBytes, error?} at the end.
    */
   async #sendSnapshot(m: Message): Promise<void> {
-    const snap = this.#sm.snapshot()
+    const meta = m.snapshot!
+    const stats: SendStats = { startOffset: 0, sentBytes: 0, totalBytes: undefined }
     let ok = false
+    let error: HoldfastError | undefined
+    let release = (): void => {}
     try {
-      if (snap.meta.appliedIndex !== m.snapshot!.index) {
-        throw new HoldfastError('CONTRACT_VIOLATION', `snapshot at ${snap.meta.appliedIndex} does not match the core's ${m.snapshot!.index}`)
+      const snap = this.#sm.snapshot()
+      release = snap.release
+      if (snap.meta.appliedIndex !== meta.index) {
+        throw new HoldfastError('CONTRACT_VIOLATION', `snapshot at ${snap.meta.appliedIndex} does not match the core's ${meta.index}`)
       }
-      const id = randomUUID()
-      for await (const chunk of snap.chunks) {
-        await this.#rpc.request(m.to, METHOD.snapshotChunk, packr.pack({ id, chunk }), { timeoutMs: this.#opts.operationTimeoutMs })
-      }
-      await this.#rpc.request(m.to, METHOD.snapshotDone, packr.pack({ id, message: encodeRaftMessage(m) }), { timeoutMs: this.#opts.operationTimeoutMs })
+      await sendSnapshot({
+        rpc: this.#rpc,
+        to: m.to,
+        index: meta.index,
+        term: meta.term,
+        chunks: snap.chunks,
+        message: encodeRaftMessage(m),
+        timeoutMs: this.#opts.operationTimeoutMs,
+        stats,
+        onProgress: (p) => this.emit('snapshotProgress', { to: m.to, ...p }),
+      })
       ok = true
     } catch (err) {
-      log('%s: snapshot to %s failed: %s', this.id, m.to, (err as Error).message)
+      error = isHoldfastError(err) ? err : new HoldfastError('REMOTE_ERROR', String(err), { cause: err })
+      log('%s: snapshot %d to %s failed: %s', this.id, meta.index, m.to, error.message)
     } finally {
-      snap.release()
+      release()
       this.#enqueue(() => this.#core.reportSnapshot(m.to, ok))
-      this.emit('snapshotSent', { to: m.to, index: m.snapshot!.index, ok })
+      this.emit('snapshotSent', { to: m.to, index: meta.index, ok, ...stats, ...(error ? { error } : {}) })
     }
-  }
-
-  async #receiveSnapshotChunk(payload: Uint8Array, from: NodeId): Promise<Uint8Array> {
-    const { id, chunk } = packr.unpack(payload) as { id: string; chunk: Uint8Array }
-    if (!this.#incoming || this.#incoming.id !== id || this.#incoming.from !== from) this.#incoming = { id, from, chunks: [] }
-    this.#incoming.chunks.push(chunk)
-    return new Uint8Array(0)
-  }
-
-  async #receiveSnapshotDone(payload: Uint8Array, from: NodeId): Promise<Uint8Array> {
-    const { id, message } = packr.unpack(payload) as { id: string; message: Uint8Array }
-    if (!this.#incoming || this.#incoming.id !== id || this.#incoming.from !== from) {
-      throw new HoldfastError('INVALID_ARGUMENT', 'snapshot completion without its chunks')
-    }
-    const m = decodeRaftMessage(message)
-    if (m.from !== from || m.type !== 'snapshot') throw new HoldfastError('INVALID_ARGUMENT', 'not a snapshot message from its sender')
-    this.#enqueue(() => this.#core.step(m))
-    return new Uint8Array(0)
   }
 
   /**
-   * Installs a received snapshot: the intent is recorded durably first, then the state machine is
-   * restored (atomically, beside the live data), then the log is reset by the caller's save. A crash
-   * between the restore and the save is finished at the next open (finishSnapshotInstall).
+   * The receiving side of snapshot transfers, spooling into `dir`. A verified transfer's Raft
+   * message goes to the core, whose Ready then installs it (#installSnapshot).
+   * Emits 'snapshotProgress' {from, index, term, bytes, totalBytes?, startOffset} and
+   * 'snapshotFailed' {from, index, term, error} (a checksum mismatch, for one).
+   */
+  #snapshotReceiver(dir: string): SnapshotReceiver {
+    return new SnapshotReceiver({
+      dir,
+      appliedIndex: () => this.#sm.appliedIndex(),
+      checkMessage: (from, bytes, index, term) => {
+        const m = decodeRaftMessage(bytes)
+        if (m.type !== 'snapshot' || m.from !== from || m.to !== this.id || m.snapshot?.index !== index || m.snapshot.term !== term) {
+          throw new HoldfastError('INVALID_ARGUMENT', `not a snapshot message from ${from} to ${this.id} for the snapshot at ${index} (term ${term})`)
+        }
+      },
+      deliver: (_from, bytes) => {
+        const m = decodeRaftMessage(bytes)
+        this.#enqueue(() => this.#core.step(m))
+      },
+      onProgress: (p) => this.emit('snapshotProgress', p),
+      onFailed: (e) => this.emit('snapshotFailed', e),
+    })
+  }
+
+  /**
+   * Installs a received snapshot from its spool file: the intent is recorded durably first, then
+   * the state machine is restored (atomically, beside the live data), then the log is reset by the
+   * caller's save. A crash between the restore and the save is finished at the next open
+   * (finishSnapshotInstall). The spool file is removed either way.
    */
   async #installSnapshot(meta: SnapshotMeta): Promise<void> {
-    const incoming = this.#incoming
-    this.#incoming = undefined
-    if (!incoming) throw new HoldfastError('CONTRACT_VIOLATION', `no snapshot data for the snapshot at ${meta.index}`)
-    await this.#nodeMeta.put(PENDING_INSTALL, meta)
-    await this.#storage.env.flushed
-    const restored = await this.#sm.restore(
-      (async function* () {
-        yield* incoming.chunks
-      })(),
-    )
-    if (restored.appliedIndex !== meta.index) {
-      throw new HoldfastError('CORRUPT_DATA', `the snapshot restored index ${restored.appliedIndex}, expected ${meta.index}`)
+    const incoming = this.#receiver.takeCompleted(meta.index, meta.term)
+    if (!incoming) throw new HoldfastError('CONTRACT_VIOLATION', `no received data for the snapshot at ${meta.index} (term ${meta.term})`)
+    try {
+      await this.#nodeMeta.put(PENDING_INSTALL, meta)
+      await this.#storage.env.flushed
+      const restored = await this.#sm.restore(incoming.read())
+      if (restored.appliedIndex !== meta.index) {
+        throw new HoldfastError('CORRUPT_DATA', `the snapshot restored index ${restored.appliedIndex}, expected ${meta.index}`)
+      }
+      this.#faultPoints.afterSnapshotRestore?.()
+      this.emit('snapshotInstalled', { from: incoming.from, index: meta.index, bytes: incoming.bytes })
+    } finally {
+      await incoming.remove()
     }
-    this.#faultPoints.afterSnapshotRestore?.()
-    this.emit('snapshotInstalled', { from: incoming.from, index: meta.index })
   }
 
   #fail(err: unknown): void {
