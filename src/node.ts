@@ -23,7 +23,9 @@ import type { Compare } from './state/commands.js'
 import { LmdbStorage } from './storage/lmdb.js'
 import { decodeRaftMessage, encodeRaftMessage } from './transport/codec.js'
 import { PeerRpc } from './transport/rpc.js'
-import { SNAPSHOT_SPOOL_DIR, SnapshotReceiver, sendSnapshot, type SendStats } from './snapshot-transfer.js'
+import { SNAPSHOT_SPOOL_DIR } from './transfer/protocol.js'
+import { SnapshotReceiver } from './transfer/receiver.js'
+import { sendSnapshot, type SendStats } from './transfer/sender.js'
 import type { Transport } from './transport/types.js'
 
 const log = createDebug('holdfast:node')
@@ -122,7 +124,7 @@ export class HoldfastNode extends EventEmitter {
   #reads = new Map<string, ReadWaiter>()
   /** Reads whose read point is known, waiting for the state machine to apply it. */
   #readsAwaitingApply: { index: number; resolve: () => void }[] = []
-  /** Receives snapshots from peers into spool files (snapshot-transfer.ts). */
+  /** Receives snapshots from peers into spool files (src/transfer/). */
   readonly #receiver: SnapshotReceiver
   #loopError: unknown
   #idle: (() => void)[] = []
@@ -691,7 +693,7 @@ export class HoldfastNode extends EventEmitter {
   // ------------------------------------------------------------------ snapshots
 
   /**
-   * Streams the state machine to a follower behind the compaction point (snapshot-transfer.ts:
+   * Streams the state machine to a follower behind the compaction point (src/transfer/:
    * a bounded window of chunks, resumed at the receiver's held offset, checksummed). The
    * snapshot's read transaction is opened now, inside the Ready turn, so it holds exactly the
    * state at the applied index the core put into the message.

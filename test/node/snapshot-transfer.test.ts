@@ -1,5 +1,5 @@
 /**
- * Snapshot transfer at the node level (src/snapshot-transfer.ts wired into src/node.ts): real LMDB
+ * Snapshot transfer at the node level (src/transfer/ wired into src/node.ts): real LMDB
  * data directories on a MemoryNetwork whose transports are wrapped by a tap that sees (and can
  * drop or alter) every snapshot chunk on the wire, so byte counts and resume offsets are measured
  * outside the code under test.
@@ -16,7 +16,7 @@ import type { NodeId } from '../../src/core/types.js'
 import { isHoldfastError, type HoldfastError } from '../../src/errors.js'
 import { createNode, type HoldfastNode } from '../../src/node.js'
 import type { NodeOptions } from '../../src/options.js'
-import { SNAPSHOT_METHOD, SNAPSHOT_SPOOL_DIR } from '../../src/snapshot-transfer.js'
+import { SNAPSHOT_METHOD, SNAPSHOT_SPOOL_DIR } from '../../src/transfer/protocol.js'
 import { until } from '../../src/testing/index.js'
 import { decodeEnvelope, encodeEnvelope, encodeRaftMessage } from '../../src/transport/codec.js'
 import { MemoryNetwork, type MemoryTransport } from '../../src/transport/memory.js'

@@ -1,233 +1,26 @@
-/**
- * Snapshot transfer between peers: a sender streams the state machine's snapshot bytes to a
- * receiver that spools them to a file, verifies a digest of the whole stream, and only then hands
- * the Raft snapshot message to its core (whose install then restores from the file).
- *
- * Three PeerRpc methods, msgpack payloads:
- *
- * ```
- * begin {index, term}                          → {session, offset}
- * chunk {session, offset, data, prefix?}       → {next}      next: bytes now held
- * done  {session, bytes, sha256, message}      → {bytes}     message: the encoded Raft snapshot message
- * ```
- *
- * A transfer is identified by the snapshot's (index, term), not by its sender: every replica's
- * stream of the state at one applied index carries the same records, so a transfer broken by a lost
- * connection resumes at the receiver's held offset when any peer sends that snapshot again. The
- * begin reply says where to start; the sender skips (but hashes) the bytes before it. Because
- * streams of one snapshot may still differ in bytes between senders (the stream header carries
- * the source's data generation), the first chunk of a resumed session carries the SHA-256 of the
- * sender's bytes before the offset; a receiver whose held prefix differs discards it, and the next
- * attempt starts at 0. A begin for another snapshot replaces the partial.
- *
- * Flow control: the sender keeps at most `window` chunks of at most `chunkBytes` unacknowledged;
- * the receiver refuses a sender that runs further ahead than MAX_UNWRITTEN_BYTES of unwritten data.
- * Chunks are accepted strictly in order (a chunk must start where the held bytes end; a duplicate
- * of held bytes is acknowledged and ignored); anything else is refused and the sender's attempt
- * fails, to be retried (and resumed) by the Raft core's next snapshot message.
- *
- * Spool layout, under `<dataDir>/snapshot-incoming/`: `<index>-<term>-<n>.partial` while receiving,
- * renamed to `<index>-<term>-<n>.snap` once its digest matched and it was fsynced, removed once
- * installed. The directory is emptied when the receiver is created (a partial does not survive a
- * restart: the crash-safe install does not need it).
- */
+/** The receiving side of a snapshot transfer: spool files, verification, completed snapshots (see protocol.ts). */
 import { createHash, randomInt, type Hash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
-import createDebug from 'debug'
-import { Packr } from 'msgpackr'
-import type { NodeId } from './core/types.js'
-import { HoldfastError } from './errors.js'
-import type { PeerRpc } from './transport/rpc.js'
-
-const log = createDebug('holdfast:snapshot')
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false })
-
-/** The RPC methods of a snapshot transfer. */
-export const SNAPSHOT_METHOD = {
-  begin: 'holdfast.snapshot.begin',
-  chunk: 'holdfast.snapshot.chunk',
-  done: 'holdfast.snapshot.done',
-} as const
-
-/** The directory under the data directory that receives snapshots. */
-export const SNAPSHOT_SPOOL_DIR = 'snapshot-incoming'
-/** Bytes per chunk a sender sends. @default 64 KiB */
-export const DEFAULT_TRANSFER_CHUNK_BYTES = 64 * 1024
-/** Unacknowledged chunks a sender keeps in flight. @default 4 */
-export const DEFAULT_TRANSFER_WINDOW = 4
-/** The largest chunk a receiver accepts. */
-export const MAX_TRANSFER_CHUNK_BYTES = 1024 * 1024
-/** Accepted but not yet written bytes a receiver holds in memory before it refuses more. */
-export const MAX_UNWRITTEN_BYTES = 8 * MAX_TRANSFER_CHUNK_BYTES
-/** Progress is reported at most this often (plus at the start and the end of each attempt). */
-const PROGRESS_INTERVAL_MS = 250
-/** A completed transfer that no install claimed is dropped after this long. */
-const COMPLETED_TTL_MS = 60_000
-const DIGEST_BYTES = 32
-
-/** Progress of one attempt, as reported to onProgress. */
-export interface TransferProgress {
-  readonly index: number
-  readonly term: number
-  /** Bytes of the stream the receiver holds (acknowledged, for a sender). */
-  readonly bytes: number
-  /** The stream's length, once known (at the end). */
-  readonly totalBytes?: number | undefined
-  /** Where this attempt started: above 0 when it resumed a partial transfer. */
-  readonly startOffset: number
-}
-
-// ------------------------------------------------------------------------------------ sender
-
-/** What one send attempt did; filled in as it goes, so a failed attempt reports it too. */
-export interface SendStats {
-  /** Where the receiver asked this attempt to start (0 for a fresh transfer). */
-  startOffset: number
-  /** Chunk payload bytes put on the wire by this attempt. */
-  sentBytes: number
-  /** The stream's length, once the stream was read to its end. */
-  totalBytes: number | undefined
-}
-
-export interface SendSnapshotOptions {
-  readonly rpc: PeerRpc
-  readonly to: NodeId
-  /** The snapshot's identity: its last included index and term. */
-  readonly index: number
-  readonly term: number
-  /** The snapshot's byte stream, read once. */
-  readonly chunks: AsyncIterable<Uint8Array>
-  /** The encoded Raft snapshot message, handed to the receiver's core once its data is verified. */
-  readonly message: Uint8Array
-  /** Deadline of each request in ms. */
-  readonly timeoutMs: number
-  /** @default DEFAULT_TRANSFER_WINDOW */
-  readonly window?: number
-  /** @default DEFAULT_TRANSFER_CHUNK_BYTES */
-  readonly chunkBytes?: number
-  readonly onProgress?: (p: TransferProgress) => void
-  /** Filled in as the attempt goes. */
-  readonly stats?: SendStats
-}
-
-/**
- * Sends one snapshot to `to`, resuming where the receiver's partial copy ends. Resolves once the
- * receiver verified the whole stream and accepted the Raft message; rejects (HoldfastError) when
- * the attempt failed, having sent no more than `window` unacknowledged chunks.
- */
-export async function sendSnapshot(o: SendSnapshotOptions): Promise<void> {
-  const window = o.window ?? DEFAULT_TRANSFER_WINDOW
-  const chunkBytes = o.chunkBytes ?? DEFAULT_TRANSFER_CHUNK_BYTES
-  const stats = o.stats ?? { startOffset: 0, sentBytes: 0, totalBytes: undefined }
-  const request = async (method: string, body: unknown): Promise<Record<string, unknown>> => {
-    const reply = await o.rpc.request(o.to, method, packr.pack(body), { timeoutMs: o.timeoutMs })
-    return unpackObject(reply, `${method} reply from ${o.to}`)
-  }
-  const begun = await request(SNAPSHOT_METHOD.begin, { index: o.index, term: o.term })
-  const session = uint(begun.session, 'session')
-  const start = uint(begun.offset, 'offset')
-  stats.startOffset = start
-  let acked = start
-  const progress = throttled((totalBytes?: number) => o.onProgress?.({ index: o.index, term: o.term, bytes: acked, totalBytes, startOffset: start }))
-  progress.now()
-
-  const inflight = new InFlight(window)
-  const hash = createHash('sha256')
-  /** Stream bytes read so far. */
-  let pos = 0
-  /** Where the next chunk starts. */
-  let nextOffset = start
-  let prefix: Buffer | undefined
-  let pending: Buffer[] = []
-  let pendingBytes = 0
-  const send = async (data: Buffer): Promise<void> => {
-    const offset = nextOffset
-    nextOffset += data.byteLength
-    const body: Record<string, unknown> = { session, offset, data }
-    if (prefix !== undefined) {
-      body.prefix = prefix
-      prefix = undefined
-    }
-    stats.sentBytes += data.byteLength
-    await inflight.add(
-      request(SNAPSHOT_METHOD.chunk, body).then((r) => {
-        const next = uint(r.next, 'next')
-        if (next < offset + data.byteLength) throw new HoldfastError('CORRUPT_DATA', `${o.to} acknowledged ${next} bytes, expected ${offset + data.byteLength}`)
-        acked = Math.max(acked, next)
-        progress()
-      }),
-    )
-  }
-  for await (const c of o.chunks) {
-    let b = Buffer.from(c.buffer, c.byteOffset, c.byteLength)
-    if (pos < start) {
-      // Bytes the receiver holds: hashed, not sent.
-      const skip = Math.min(start - pos, b.byteLength)
-      hash.update(b.subarray(0, skip))
-      pos += skip
-      b = b.subarray(skip)
-      if (pos === start) prefix = hash.copy().digest()
-      if (b.byteLength === 0) continue
-    }
-    hash.update(b)
-    pos += b.byteLength
-    // A copy: the source may reuse its buffer once asked for the next chunk.
-    pending.push(Buffer.from(b))
-    pendingBytes += b.byteLength
-    while (pendingBytes >= chunkBytes) {
-      const all = pending.length === 1 ? pending[0]! : Buffer.concat(pending)
-      pending = all.byteLength > chunkBytes ? [all.subarray(chunkBytes)] : []
-      pendingBytes -= chunkBytes
-      await send(all.subarray(0, chunkBytes))
-    }
-  }
-  if (pendingBytes > 0) {
-    const last = Buffer.concat(pending)
-    pending = []
-    await send(last)
-    pendingBytes = 0
-  }
-  await inflight.drain()
-  stats.totalBytes = pos
-  // When start > pos the receiver holds more than this stream has: done's digest tells it so.
-  await request(SNAPSHOT_METHOD.done, { session, bytes: pos, sha256: hash.digest(), message: o.message })
-  acked = pos
-  progress.now(pos)
-}
-
-/** A bounded set of outstanding requests; the first failure fails the attempt. */
-class InFlight {
-  readonly #limit: number
-  readonly #set = new Set<Promise<void>>()
-  #error: unknown
-
-  constructor(limit: number) {
-    this.#limit = Math.max(1, limit)
-  }
-
-  /** Adds a request, then waits until the window has room. Throws the first failure of any request. */
-  async add(p: Promise<void>): Promise<void> {
-    // The tracked promise never rejects: late failures after the attempt gave up go nowhere.
-    const tracked: Promise<void> = p.then(
-      () => {},
-      (err: unknown) => {
-        this.#error ??= err
-      },
-    ).finally(() => this.#set.delete(tracked))
-    this.#set.add(tracked)
-    while (this.#error === undefined && this.#set.size >= this.#limit) await Promise.race(this.#set)
-    if (this.#error !== undefined) throw this.#error
-  }
-
-  async drain(): Promise<void> {
-    while (this.#error === undefined && this.#set.size > 0) await Promise.race(this.#set)
-    if (this.#error !== undefined) throw this.#error
-  }
-}
-
-// ------------------------------------------------------------------------------------ receiver
+import type { NodeId } from '../core/types.js'
+import { HoldfastError } from '../errors.js'
+import type { PeerRpc } from '../transport/rpc.js'
+import {
+  COMPLETED_TTL_MS,
+  DIGEST_BYTES,
+  MAX_TRANSFER_CHUNK_BYTES,
+  MAX_UNWRITTEN_BYTES,
+  PROGRESS_INTERVAL_MS,
+  SNAPSHOT_METHOD,
+  key,
+  log,
+  packr,
+  positive,
+  uint,
+  unpackObject,
+  type TransferProgress,
+} from './protocol.js'
 
 /** A received, verified snapshot waiting for its install. */
 export interface CompletedSnapshot {
@@ -586,12 +379,6 @@ export class SnapshotReceiver {
   }
 }
 
-// ------------------------------------------------------------------------------------ helpers
-
-function key(index: number, term: number): string {
-  return `${index}-${term}`
-}
-
 async function closeQuietly(spool: Spool): Promise<void> {
   const file = spool.file
   spool.file = undefined
@@ -616,44 +403,4 @@ async function syncDir(dir: string): Promise<void> {
   } finally {
     await fh?.close().catch(() => {})
   }
-}
-
-function unpackObject(bytes: Uint8Array, what: string): Record<string, unknown> {
-  let v: unknown
-  try {
-    v = packr.unpack(bytes)
-  } catch (err) {
-    throw new HoldfastError('DECODE_ERROR', `${what}: undecodable payload (${(err as Error).message})`)
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) throw new HoldfastError('INVALID_ARGUMENT', `${what}: expected a map`)
-  return v as Record<string, unknown>
-}
-
-function uint(v: unknown, what: string): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new HoldfastError('INVALID_ARGUMENT', `\`${what}\` must be a non-negative integer`)
-  return v
-}
-
-function positive(v: unknown, what: string): number {
-  const n = uint(v, what)
-  if (n === 0) throw new HoldfastError('INVALID_ARGUMENT', `\`${what}\` must be positive`)
-  return n
-}
-
-/** Calls `fn` at most every PROGRESS_INTERVAL_MS; `.now()` calls it at once. */
-function throttled(fn: (totalBytes?: number) => void): (() => void) & { now(totalBytes?: number): void } {
-  let last = 0
-  const call = (totalBytes?: number): void => {
-    last = Date.now()
-    try {
-      fn(totalBytes)
-    } catch (err) {
-      log('a progress listener threw: %O', err)
-    }
-  }
-  const t = (): void => {
-    if (Date.now() - last >= PROGRESS_INTERVAL_MS) call()
-  }
-  t.now = call
-  return t
 }
