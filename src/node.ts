@@ -31,6 +31,8 @@ import type { Transport } from './transport/types.js'
 const log = createDebug('holdfast:node')
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false })
 
+/** Peer RPC methods of holdfast itself; services may not register names with this prefix. */
+const RESERVED_METHOD_PREFIX = 'holdfast.'
 /** RPC methods the node serves to its peers. */
 const METHOD = {
   propose: 'holdfast.propose',
@@ -487,6 +489,38 @@ export class HoldfastNode extends EventEmitter {
     }
   }
 
+  /** Raft messages from peers that did not decode (each closed that peer's connection). */
+  malformedMessages = 0
+  /** Raft messages dropped because they claimed a sender other than the connection's peer. */
+  spoofedMessages = 0
+
+  /** The transport this node talks to its peers over (for its counters and events). */
+  get transport(): Transport {
+    return this.#transport
+  }
+
+  /**
+   * Serves peer RPC `method` for services built on holdfast: `handler` gets the request payload
+   * and the authenticated id of the peer that sent it; what it returns (or throws, as a typed
+   * error) goes back to the caller. Method names starting with "holdfast." are reserved.
+   */
+  handle(method: string, handler: (payload: Uint8Array, from: NodeId) => Promise<Uint8Array> | Uint8Array): void {
+    this.#assertOpen()
+    if (method.startsWith(RESERVED_METHOD_PREFIX)) throw new HoldfastError('INVALID_ARGUMENT', `method names starting with "${RESERVED_METHOD_PREFIX}" are reserved`)
+    this.#rpc.handle(method, handler)
+  }
+
+  /**
+   * Calls `method` on peer `to` and resolves with its reply. Many requests may be in flight at
+   * once. Fails with UNAVAILABLE when the peer is not connected (nothing was sent), CONNECTION_LOST
+   * when it disconnects before answering (effect unknown), TIMEOUT, ABORTED, or the remote
+   * handler's error code.
+   */
+  request(to: NodeId, method: string, payload: Uint8Array, options: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<Uint8Array> {
+    if (this.#closed) return Promise.reject(new HoldfastError('CLOSED', `node ${this.id} is closed`))
+    return this.#rpc.request(to, method, payload, { signal: options.signal, timeoutMs: options.timeoutMs ?? this.#opts.operationTimeoutMs })
+  }
+
   /** The membership in force on this node (the latest in its log). */
   membership(): Membership {
     return this.#core.membership()
@@ -682,11 +716,17 @@ export class HoldfastNode extends EventEmitter {
     try {
       m = decodeRaftMessage(bytes)
     } catch (err) {
+      // A peer that sends garbage is broken or hostile: close its connection (it may reconnect).
+      this.malformedMessages++
       log('%s: undecodable raft message from %s: %s', this.id, from, (err as Error).message)
+      this.#transport.disconnect(from, `undecodable raft message: ${(err as Error).message}`)
       return
     }
     // The transport authenticated `from`; a message claiming another sender is dropped.
-    if (m.from !== from) return
+    if (m.from !== from) {
+      this.spoofedMessages++
+      return
+    }
     this.#enqueue(() => this.#core.step(m))
   }
 
