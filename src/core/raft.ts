@@ -91,6 +91,8 @@ export interface CoreStats {
   proposalsRefused: number
   /** Appends held because they arrived ahead of a gap (reordering). */
   bufferedAppends: number
+  /** Times this node stepped down as leader because check-quorum found no active majority. */
+  checkQuorumStepDowns: number
 }
 
 /** A peer's replication state as the leader sees it. */
@@ -115,6 +117,8 @@ export interface CoreStatus {
   readonly lastIndex: number
   readonly membership: Membership
   readonly leadTransferee: NodeId | null
+  /** The current leader's commit index as last heard (see RaftCore.leaderCommit). */
+  readonly leaderCommit: number
   /** Only on the leader. */
   readonly progress: readonly PeerProgress[]
 }
@@ -146,7 +150,7 @@ interface Outstanding {
  */
 export class RaftCore {
   readonly id: NodeId
-  readonly stats: CoreStats = { dropped: {}, electionsStarted: 0, preVotesStarted: 0, leadershipsWon: 0, proposalsRefused: 0, bufferedAppends: 0 }
+  readonly stats: CoreStats = { dropped: {}, electionsStarted: 0, preVotesStarted: 0, leadershipsWon: 0, proposalsRefused: 0, bufferedAppends: 0, checkQuorumStepDowns: 0 }
 
   readonly #rand: () => number
   readonly #electionTicks: number
@@ -179,6 +183,8 @@ export class RaftCore {
    * lease that this node acknowledged before it crashed.
    */
   #ticksSinceLeaderContact = 0
+  /** The highest commit index the leader of this term has told us (0 until it has). */
+  #leaderCommit = 0
 
   #leadTransferee: NodeId | null = null
   /** Once a transfer has been attempted in this term, a lease can no longer be trusted. */
@@ -369,6 +375,18 @@ export class RaftCore {
     else this.#sendAppend(to, true)
   }
 
+  /**
+   * Gives up leadership without naming a successor: the leader becomes a follower of its term that
+   * knows no leader, and the cluster elects a leader once the followers' election timeouts pass
+   * (they still honour this leader's lease until then). For a driver that must not lead, for
+   * example because the service could not start acting. Does nothing on a non-leader.
+   */
+  stepDown(): void {
+    this.#assertNoOutstanding('stepDown')
+    if (this.#role !== 'leader') return
+    this.#becomeFollower(this.#term, null)
+  }
+
   /** Starts an election now (pre-vote first), as if the election timeout had passed. */
   campaign(): void {
     this.#assertNoOutstanding('campaign')
@@ -497,6 +515,18 @@ export class RaftCore {
     return this.#log.applied
   }
 
+  /**
+   * The current leader's commit index as last heard: on the leader its own commit index; on a
+   * follower the highest commit index carried by the appends and heartbeats of the leader of its
+   * term (0 when it knows no leader). A follower whose applied index has reached it is as current
+   * as the leader was when it last spoke. Heartbeats cap the commit at the follower's match, but a
+   * lagging follower is also sent appends, which carry the leader's whole commit index.
+   */
+  get leaderCommit(): number {
+    if (this.#role === 'leader') return this.#log.committed
+    return this.#leaderId === null ? 0 : Math.max(this.#leaderCommit, this.#log.committed)
+  }
+
   get lastIndex(): number {
     return this.#log.lastIndex()
   }
@@ -549,6 +579,7 @@ export class RaftCore {
       lastIndex: this.#log.lastIndex(),
       membership: m,
       leadTransferee: this.#leadTransferee,
+      leaderCommit: this.leaderCommit,
       progress,
     }
   }
@@ -601,6 +632,7 @@ export class RaftCore {
       this.#vote = null
     }
     this.#leaderId = null
+    this.#leaderCommit = 0
     this.#electionElapsed = 0
     this.#heartbeatElapsed = 0
     this.#resetElectionTimeout()
@@ -648,6 +680,7 @@ export class RaftCore {
     if (this.#electionElapsed >= this.#electionTicks) {
       this.#electionElapsed = 0
       if (!this.#checkQuorum()) {
+        this.stats.checkQuorumStepDowns++
         this.#becomeFollower(this.#term, null)
         return
       }
@@ -777,13 +810,13 @@ export class RaftCore {
   #stepFollower(m: Message): void {
     switch (m.type) {
       case 'append':
-        this.#heardFromLeader(m.from)
+        this.#heardFromLeader(m.from, m.commit!)
         return this.#handleAppend(m)
       case 'heartbeat':
-        this.#heardFromLeader(m.from)
+        this.#heardFromLeader(m.from, m.commit!)
         return this.#handleHeartbeat(m)
       case 'snapshot':
-        this.#heardFromLeader(m.from)
+        this.#heardFromLeader(m.from, m.snapshot!.index)
         return this.#handleSnapshot(m)
       case 'timeoutNow':
         if (!this.#promotable()) return this.#drop('timeoutNowNotVoter')
@@ -795,10 +828,14 @@ export class RaftCore {
     }
   }
 
-  #heardFromLeader(from: NodeId): void {
+  #heardFromLeader(from: NodeId, commit: number): void {
     this.#electionElapsed = 0
     this.#ticksSinceLeaderContact = 0
+    // One leader per term, so within a term its commit index only grows; a reordered message
+    // carrying an older one changes nothing.
+    if (this.#leaderId !== from) this.#leaderCommit = 0
     this.#leaderId = from
+    if (commit > this.#leaderCommit) this.#leaderCommit = commit
   }
 
   #handleAppend(m: Message): void {
