@@ -727,6 +727,13 @@ export class HoldfastNode extends EventEmitter {
       this.spoofedMessages++
       return
     }
+    // A snapshot message is valid only at the end of a completed transfer (src/transfer/); bare,
+    // it has no data behind it, so it is a protocol violation.
+    if (m.type === 'snapshot') {
+      this.malformedMessages++
+      this.#transport.disconnect(from, 'a snapshot message outside a snapshot transfer')
+      return
+    }
     this.#enqueue(() => this.#core.step(m))
   }
 

@@ -3,7 +3,7 @@
  * authenticated peer is dropped by the node, and peer RPC handlers learn the authenticated sender.
  */
 import t from 'tap'
-import { createTestCluster } from '../../src/testing/cluster.js'
+import { createTestCluster, until } from '../../src/testing/cluster.js'
 import { encodeEnvelopeRaw, encodeRaftMessage } from '../../src/transport/codec.js'
 
 t.test('a raft message claiming another sender is dropped', async (t) => {
@@ -40,4 +40,26 @@ t.test('peer RPC: handlers get the authenticated sender; reserved method names a
     throw new Error('boom')
   })
   await t.rejects(a.request('n2', 'fail', new Uint8Array()), { code: 'REMOTE_ERROR', message: /boom/ })
+})
+
+t.test('a bare raft snapshot message (no transfer behind it) is refused and does not stop the node', async (t) => {
+  const cluster = await createTestCluster(['n1', 'n2', 'n3'], { tickMs: 20 })
+  t.teardown(() => cluster.close())
+  const leader = await cluster.waitForLeader()
+  await leader.put('k', 1)
+  const [victim, gone] = [...cluster.nodes.values()].filter((n) => n !== leader)
+  const term = leader.status().term
+  // A member's id, taken over after that member crashed: the sender is authentic, the message is not.
+  await cluster.crash(gone!.id)
+  const impostor = cluster.network.createTransport(gone!.id)
+  const bare = encodeRaftMessage({ type: 'snapshot', from: gone!.id, to: victim!.id, term: term + 1, snapshot: { index: 10_000, term: term + 1, membership: { voters: ['n1', 'n2', 'n3'], learners: [] } } })
+  t.ok(impostor.send(victim!.id, encodeEnvelopeRaw('raft', bare)))
+  await until(() => victim!.malformedMessages === 1, 5000, 'refused')
+  await impostor.close()
+  await victim!.settled()
+  t.ok(victim!.status().term <= term + 1, 'the message was not stepped into the core')
+  t.ok(victim!.status().appliedIndex < 10_000)
+  await leader.put('k', 2)
+  await until(() => victim!.getLocal('k')?.value === 2, 5000, 'the victim keeps applying')
+  t.equal(victim!.getLocal('k')?.value, 2, 'and is still running')
 })
