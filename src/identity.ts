@@ -1,4 +1,4 @@
-import { open, readFile, rename, unlink } from 'node:fs/promises'
+import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import HyperDHT from 'hyperdht'
 import { HoldfastError } from './errors.js'
@@ -15,12 +15,13 @@ export interface Identity {
 }
 
 /**
- * Loads the node's key pair from `dir`, creating it on first start. The file is written to a
+ * Loads the node's key pair from `dir`, creating it (and the directory) on first start. The file is written to a
  * temporary name, synced and renamed, so a crash never leaves half a key; it is readable by the
  * owner only. A file that does not hold a valid key pair is refused with CORRUPT_DATA: a node
  * must never silently change identity.
  */
 export async function loadOrCreateIdentity(dir: string): Promise<Identity> {
+  await mkdir(dir, { recursive: true })
   const file = join(dir, IDENTITY_FILE)
   let text: string | undefined
   try {

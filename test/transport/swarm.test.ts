@@ -4,17 +4,15 @@
  * data before admission, silence), backpressure, one connection per peer, and redials on the
  * injected clock. Hostile peers are raw hyperdht connections driven by hand.
  */
-import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
+import { createSocket } from 'node:dgram'
 import HyperDHT from 'hyperdht'
-import type { NoiseSecretStream } from 'hyperswarm'
 import t from 'tap'
 import { createLoopbackTestnet } from '../../src/testing/testnet.js'
-import { AuthHandshake, deriveClusterKeys, NONCE_BYTES } from '../../src/transport/auth.js'
-import { decodeEnvelope, encodeEnvelope, encodeFrame, FrameDecoder, encodeRaftMessage } from '../../src/transport/codec.js'
-import { createSocket } from 'node:dgram'
+import { encodeEnvelope, encodeFrame } from '../../src/transport/codec.js'
 import { SwarmTransport, startDhtBootstrap, type PeerProblem, type SwarmTransportOptions, type TransportClock } from '../../src/transport/swarm.js'
 import { transportCompliance, until } from './compliance.js'
+import { connectRawPeer } from './raw-peer.js'
 
 const testnet = await createLoopbackTestnet(3)
 const dhtNodes: HyperDHT[] = []
@@ -54,51 +52,17 @@ transportCompliance(t, 'swarm', async (n) => {
   }
 })
 
-/** A hostile or hand-driven peer: a raw hyperdht connection to `target`, optionally admitted with `secret`. */
-async function rawPeer(target: SwarmTransport, options: { secret?: string; admit?: boolean } = {}): Promise<{ conn: NoiseSecretStream; received: ReturnType<typeof decodeEnvelope>[]; closed: Promise<unknown> }> {
-  const dht = new HyperDHT({ bootstrap: testnet.bootstrap, host: '127.0.0.1' })
-  dhtNodes.push(dht)
-  await target.flushed()
-  const keyPair = HyperDHT.keyPair()
-  const conn = dht.connect(Buffer.from(target.id, 'hex'), { keyPair })
-  // The connection's errors are expected (the target resets it); 'close' is what the tests await.
-  conn.on('error', () => {})
-  const closed = new Promise<void>((resolve) => conn.on('close', () => resolve()))
-  await once(conn, 'open')
-  const received: ReturnType<typeof decodeEnvelope>[] = []
-  if (options.admit === false) return { conn, received, closed }
-  const hs = new AuthHandshake({
-    initiator: true,
-    localKey: keyPair.publicKey,
-    remoteKey: conn.remotePublicKey,
-    handshakeHash: conn.handshakeHash!,
-    keys: deriveClusterKeys(CLUSTER, options.secret ?? SECRET),
-    isMember: () => false,
-    nonce: randomBytes(NONCE_BYTES),
-  })
-  let done: true | object | undefined
-  const decoder = new FrameDecoder()
-  const send = (s: ReturnType<AuthHandshake['start']>): void => {
-    for (const m of s.send) conn.write(encodeFrame(encodeEnvelope(m)))
-    if (s.outcome !== undefined && done === undefined) done = s.outcome
-  }
-  conn.on('data', (chunk: Uint8Array) => {
-    for (const f of decoder.push(chunk)) {
-      const m = decodeEnvelope(f)
-      received.push(m)
-      if (done === undefined) send(hs.receive(m))
-    }
-  })
-  send(hs.start())
-  await until(() => done !== undefined || conn.destroyed, 10_000, 'raw peer handshake')
-  return { conn, received, closed }
-}
-
 function problems(x: SwarmTransport): PeerProblem[] {
   const out: PeerProblem[] = []
   x.on('refused', (p: PeerProblem) => out.push(p))
   x.on('disconnected', (p: PeerProblem) => out.push(p))
   return out
+}
+
+const rawPeer = (target: SwarmTransport, options: { secret?: string; admit?: boolean } = {}): ReturnType<typeof connectRawPeer> => {
+  const dht = new HyperDHT({ bootstrap: testnet.bootstrap, host: '127.0.0.1' })
+  dhtNodes.push(dht)
+  return connectRawPeer(dht, target, { cluster: CLUSTER, secret: options.secret ?? SECRET, admit: options.admit ?? true })
 }
 
 t.test('a node with the wrong secret is refused, learns nothing, and is then refused in the firewall', async (t) => {
