@@ -53,7 +53,20 @@ export interface SwarmTransportOptions {
    * startDhtBootstrap) and optionally the local address to bind, or an existing HyperDHT instance
    * (which close() leaves running). Without either, hyperswarm's public bootstrap nodes are used.
    */
-  dht?: { bootstrap?: DhtAddress[]; host?: string; port?: number } | { node: unknown }
+  dht?:
+    | {
+        bootstrap?: DhtAddress[]
+        host?: string
+        port?: number
+        /**
+         * Whether this node is behind a NAT or firewall that peers cannot dial directly. Set it to
+         * false on a LAN, in a data centre and on loopback: hyperdht then connects directly instead
+         * of holepunching, which between two "firewalled" nodes on one network can take seconds
+         * or fail. @default true (hyperdht's own default, right for nodes behind home or mobile NAT)
+         */
+        firewalled?: boolean
+      }
+    | { node: unknown }
   /** Largest frame sent or accepted. @default 16 MiB */
   maxFrameBytes?: number
   /** Bytes queued on one connection beyond which frames are dropped (Raft resends). @default 32 MiB */
@@ -80,7 +93,11 @@ export interface SwarmTransportStats {
   authFailures: number
   /** Times a peer refused us. */
   refusedByPeers: number
-  /** Connection attempts refused in hyperswarm's firewall (keys that recently failed the handshake). */
+  /**
+   * Connection attempts refused in hyperswarm's firewall (keys that recently failed the
+   * handshake). About one per key and deny period: after the first, hyperswarm bans the key
+   * itself and refuses its dials before asking us.
+   */
   firewallRefusals: number
   /** Connections closed because the byte stream did not decode as frames (oversized or garbage). */
   frameErrors: number
@@ -215,6 +232,7 @@ export class SwarmTransport extends EventEmitter implements Transport {
         ...(d.bootstrap ? { bootstrap: d.bootstrap } : {}),
         ...(d.host ? { host: d.host } : {}),
         ...(d.port ? { port: d.port } : {}),
+        ...(d.firewalled !== undefined ? { firewalled: d.firewalled } : {}),
       })
       dht = ownedDht
     }
@@ -482,13 +500,14 @@ export class SwarmTransport extends EventEmitter implements Transport {
 
   /**
    * Hyperswarm looks the topic up when joining and then every ten minutes, so two nodes that start
-   * together can miss each other's announcements. While this node has no peer at all (a new
-   * cluster forming, or a joiner looking for one), it looks again, with backoff.
+   * together can miss each other's announcements, and it stops retrying a topic peer after a few
+   * failures. While this node has no peer at all, or knows no members (a joiner, which cannot
+   * redial members by key), it looks again, with backoff up to 30 s.
    */
   #scheduleRediscovery(attempt: number): void {
     this.#after(backoffDelay(attempt, this.#rand, REDISCOVERY_BACKOFF), () => {
       if (this.#closed) return
-      if (this.#links.size === 0) {
+      if (this.#links.size === 0 || this.#members.size === 0) {
         this.stats.rediscoveries++
         this.#discovery?.refresh().catch((err: Error) => log('%s: rediscovery failed: %s', this.id.slice(0, 8), err.message))
         this.#scheduleRediscovery(attempt + 1)

@@ -26,7 +26,7 @@ t.test('hostile peers are disconnected while the cluster keeps committing', asyn
   const root = await mkdtemp(join(tmpdir(), 'holdfast-hostile-'))
   const dirs = [0, 1, 2].map((i) => join(root, `n${i}`))
   const ids = await Promise.all(dirs.map(async (d) => (await loadOrCreateIdentity(d)).id))
-  const dht = { bootstrap: testnet.bootstrap, host: '127.0.0.1' }
+  const dht = { bootstrap: testnet.bootstrap, host: '127.0.0.1', firewalled: false }
   const nodes: HoldfastNode[] = []
   const rawDhts: HyperDHT[] = []
   t.teardown(async () => {

@@ -7,12 +7,11 @@
  * Nothing here sleeps to synchronise: waits poll a condition or listen for an event, each with a
  * deadline that only guards against hangs.
  *
- * Connection set-up between processes is slow here, and tests wait for it rather than assume it:
- * a fresh DHT node on 127.0.0.1 counts itself as firewalled, so hyperdht holepunches between two
- * such nodes, and on loopback that sometimes gives the dialling side an "open" stream that the
- * other side never sees; it dies by the 5 s idle timeout and is redialled. Pairs of a new cluster
- * can take 5-20 s to connect (seen with plain hyperswarm as well; with `firewalled: false` on the
- * DHT every connection opened at once).
+ * Children run their DHT with `firewalled: false`: a fresh DHT node on 127.0.0.1 otherwise counts
+ * itself as firewalled, so hyperdht holepunches between two such nodes, and on loopback that
+ * sometimes gives the dialling side an "open" stream that the other side never sees; it dies by
+ * the 5 s idle timeout and is redialled, and pairs of a new cluster took 5-20 s to connect (seen
+ * with plain hyperswarm as well). Tests still wait for connections rather than assume them.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'

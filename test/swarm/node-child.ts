@@ -165,7 +165,7 @@ async function main(): Promise<void> {
     dataDir: config.dataDir,
     cluster: config.cluster,
     secret: config.secret,
-    dht: { bootstrap: config.dhtBootstrap, host: '127.0.0.1' },
+    dht: { bootstrap: config.dhtBootstrap, host: '127.0.0.1', firewalled: false },
     ...(config.bootstrap ? { bootstrap: config.bootstrap } : {}),
     ...(config.tickMs !== undefined ? { tickMs: config.tickMs } : {}),
     ...(config.electionTicks !== undefined ? { electionTicks: config.electionTicks } : {}),

@@ -25,7 +25,7 @@ const CLUSTER = 'swarm-test'
 const SECRET = 'a long random secret for the swarm tests'
 
 function open(options: Partial<SwarmTransportOptions> = {}): Promise<SwarmTransport> {
-  return SwarmTransport.open({ keyPair: HyperDHT.keyPair(), cluster: CLUSTER, secret: SECRET, dht: { bootstrap: testnet.bootstrap, host: '127.0.0.1' }, ...options })
+  return SwarmTransport.open({ keyPair: HyperDHT.keyPair(), cluster: CLUSTER, secret: SECRET, dht: { bootstrap: testnet.bootstrap, host: '127.0.0.1', firewalled: false }, ...options })
 }
 
 /** n transports that know each other as members, connected pairwise. */
