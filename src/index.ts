@@ -4,6 +4,23 @@
 export { createNode, HoldfastNode } from './node.js'
 export type { GetOptions, MemberStatus, NodeStatus, OperationOptions, PutOptions } from './node.js'
 export type { NodeOptions } from './options.js'
+export type { ActingContext, ActingHandler, ActingHandlerOptions, ActingStop } from './acting/controller.js'
+export type { ActingAuthority, AuthorityLoss, Relinquished } from './acting/authority.js'
+export type {
+  ActingFailedEvent,
+  ActingStartEvent,
+  ActingStopEvent,
+  ActingStoppedEvent,
+  ActingStopReason,
+  CustomEvent,
+  EventBase,
+  HoldfastEvent,
+  QuorumLostEvent,
+  RoleEvent,
+  StaleFenceEvent,
+} from './acting/events.js'
+export { EVENT_TYPES } from './acting/events.js'
+export { createNotifier, type EventSource, type Notifier, type NotifierEvent, type NotifierOptions, type NotifierStats } from './acting/notifier.js'
 export { HoldfastError, isHoldfastError, type ErrorCode } from './errors.js'
 export type { Membership, MembershipChange, NodeId, Role } from './core/types.js'
 export type { Change, CommandHandler, CommandTx, KeyValue, TxnOp, Value, JsonValue } from './state/index.js'

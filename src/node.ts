@@ -8,7 +8,13 @@ import type { Database } from 'lmdb'
 import { RaftCore, bootstrapLog, type CoreStatus } from './core/raft.js'
 import type { Entry, Membership, MembershipChange, Message, NodeId, Ready, Role, SnapshotMeta } from './core/types.js'
 import { HoldfastError, isHoldfastError } from './errors.js'
+import { ActingController, type ActingHandler, type ActingHandlerOptions, type ControllerEvent } from './acting/controller.js'
+import type { CustomEvent, EventFields, HoldfastEvent } from './acting/events.js'
+import { RaftAuthority } from './acting/raft-authority.js'
+import { decodeCommand } from './state/commands.js'
 import {
+  DEFAULT_ACTING_GRACE_MS,
+  DEFAULT_ACTING_TIMEOUT_MS,
   DEFAULT_CLOSE_TRANSFER_MS,
   DEFAULT_ELECTION_TICKS,
   DEFAULT_HEARTBEAT_TICKS,
@@ -173,6 +179,7 @@ export class HoldfastNode extends EventEmitter {
     this.#receiver.register(this.#rpc)
     this.once('close', () => this.#receiver.close())
     this.#lastTickAt = this.#now()
+    this.#acting = this.#createActing(options)
     this.#ticker = setInterval(() => this.#enqueue(() => {}), this.#opts.tickMs)
     this.#ticker.unref()
     this.#enqueue(() => {})
@@ -471,21 +478,40 @@ export class HoldfastNode extends EventEmitter {
     return this.#core.membership()
   }
 
-  /** Asks the leader (this node) to hand leadership to `to`. Resolves when `to` leads, or rejects at the deadline. */
+  /**
+   * Asks the leader (this node) to hand leadership to `to`. Resolves when `to` leads, or rejects at
+   * the deadline. An acting leader first stops acting (its handlers get actingGraceMs). A leader
+   * whose transfer failed steps down: after attempting a transfer it can hold no lease for the rest
+   * of its term, so it could not act, and the cluster had better elect one that can.
+   */
   async transferLeadership(to: NodeId, options: OperationOptions = {}): Promise<void> {
     this.#assertOpen()
+    const resume = await this.#acting.pause('transfer')
+    try {
+      await this.#transfer(to, options)
+    } finally {
+      resume()
+    }
+  }
+
+  async #transfer(to: NodeId, options: OperationOptions): Promise<void> {
     const deadline = Date.now() + (options.timeoutMs ?? this.#opts.operationTimeoutMs)
-    await new Promise<void>((resolve, reject) => this.#enqueue(() => {
+    const term = await new Promise<number>((resolve, reject) => this.#enqueue(() => {
       try {
         this.#core.transferLeadership(to)
-        resolve()
+        resolve(this.#core.term)
       } catch (err) {
         reject(err)
       }
     }))
-    while (this.#core.leaderId !== to) {
-      checkDeadline(deadline, options.signal)
-      await this.#leaderChange(deadline, options.signal)
+    try {
+      while (this.#core.leaderId !== to) {
+        checkDeadline(deadline, options.signal)
+        await this.#leaderChange(deadline, options.signal)
+      }
+    } catch (err) {
+      if (this.#core.role === 'leader' && this.#core.term === term) await this.#stepDown()
+      throw err
     }
   }
 
@@ -539,7 +565,12 @@ export class HoldfastNode extends EventEmitter {
 
   /** Whether this node leads and holds a valid lease, counting the real time since the core's last tick. */
   hasLease(): boolean {
-    return this.#core.hasLease(Math.ceil((this.#now() - this.#lastTickAt) / this.#opts.tickMs))
+    return this.#core.hasLease(this.#owedTicks())
+  }
+
+  /** The whole ticks of real time since the core's last tick, rounded up: what lease queries must count. */
+  #owedTicks(): number {
+    return Math.ceil((this.#now() - this.#lastTickAt) / this.#opts.tickMs)
   }
 
   #rpcPeers(): NodeId[] {
@@ -558,6 +589,7 @@ export class HoldfastNode extends EventEmitter {
    */
   async close(): Promise<void> {
     if (this.#closed) return
+    await this.#acting.close()
     if (this.#core.role === 'leader') await this.#handOver().catch((err) => log('%s: hand-over before close failed: %O', this.id, err))
     this.#closed = true
     clearInterval(this.#ticker)
@@ -575,14 +607,179 @@ export class HoldfastNode extends EventEmitter {
   }
 
   async #handOver(): Promise<void> {
+    const target = this.#transferTargets()[0]
+    if (target === undefined) return
+    await this.transferLeadership(target, { timeoutMs: this.#opts.closeTransferMs })
+  }
+
+  /** Connected voters that could take over, most up to date first (on the leader). */
+  #transferTargets(): NodeId[] {
     const s = this.#core.status()
     const connected = new Set(this.#rpcPeers())
-    const candidates = s.progress
+    return s.progress
       .filter((p) => p.id !== this.id && s.membership.voters.includes(p.id) && connected.has(p.id))
       .sort((a, b) => b.match - a.match)
-    const target = candidates[0]
-    if (!target) return
-    await this.transferLeadership(target.id, { timeoutMs: this.#opts.closeTransferMs })
+      .map((p) => p.id)
+  }
+
+  // ------------------------------------------------------------------ acting (src/acting/)
+  //
+  // Who acts is decided by an ActingAuthority (here RaftAuthority: the leader with a valid lease,
+  // token = term); ActingController runs the handlers. This section wires them to the driver loop:
+  // the controller re-examines the lease after every turn (at least once per tick).
+
+  readonly #acting: ActingController
+  #afterTurnListeners = new Set<() => void>()
+  #eventRole: Role = 'follower'
+  #checkQuorumStepDowns = 0
+
+  /**
+   * Registers work that runs only on the acting node: the leader, once it has committed an entry
+   * of its own term and setFence(token), so it has all committed state and every replica refuses
+   * writes fenced with an older token. Handlers start in order (see ActingHandlerOptions.order),
+   * each within actingTimeoutMs; the node reports itself acting ('actingStart', isActing()) once
+   * all have resolved. A handler registered while the node acts starts at once, after those
+   * running. `signal` aborts when leadership or the lease is lost (before any other node can be
+   * elected), on a hand-over or close(), and when the handler is unregistered; a stop function the
+   * handler resolved with is then called, and handlers get actingGraceMs to stop. A handler that
+   * throws or times out aborts the others and makes the node give up leadership.
+   * Returns the function that unregisters the handler.
+   */
+  onActing(handler: ActingHandler, options: ActingHandlerOptions = {}): () => void {
+    this.#assertOpen()
+    const off = this.#acting.register(handler, options)
+    this.#enqueue(() => {}) // a turn, so an eligible node starts without waiting for the next tick
+    return off
+  }
+
+  /** Whether this node acts: it leads with a fence of its own term and every handler has started. */
+  isActing(): boolean {
+    return this.#acting.isActing()
+  }
+
+  /**
+   * True only while this node acts and its lease is valid at this instant (counting the real time
+   * since its last tick): the check for a load balancer's "is this the one" probe. At most one node
+   * of a cluster answers true at any moment, given the clock-drift bound of leaseMarginTicks.
+   */
+  leaderCheck(): boolean {
+    return !this.#closed && !this.#loopError && this.#acting.leaderCheck()
+  }
+
+  /**
+   * True when this node knows a leader and has applied everything that leader had committed when
+   * it last spoke to this node: reads here are then as fresh as the last contact with the leader.
+   */
+  ready(): boolean {
+    if (this.#closed || this.#loopError || this.#core.leaderId === null) return false
+    return this.#sm.appliedIndex() >= this.#core.leaderCommit
+  }
+
+  /**
+   * The fencing token in force, as applied on this node (0 before any node acted). On the acting
+   * node it is its own token. Tokens are terms: strictly increasing, never shared by two acting
+   * periods. Pass it with writes (`{ fence }`) and to external systems that can refuse old tokens.
+   */
+  fence(): number {
+    return this.#sm.fenceToken()
+  }
+
+  /**
+   * Emits an event of a kind outside holdfast's own ('vip' or 'x-...') on this node's event stream
+   * ('event', see HoldfastEvent), with the time, node id and term added, so notifiers carry it too.
+   */
+  reportEvent(event: EventFields<CustomEvent>): void {
+    if (typeof event?.type !== 'string' || !(event.type === 'vip' || event.type.startsWith('x-'))) {
+      throw new HoldfastError('INVALID_ARGUMENT', "custom event types are 'vip' or start with 'x-'")
+    }
+    this.#emitEvent(event as ControllerEvent)
+  }
+
+  #emitEvent(event: ControllerEvent): void {
+    const e = { ...event, time: Date.now(), node: this.id, term: this.#core.term } as HoldfastEvent
+    try {
+      this.emit('event', e)
+    } catch (err) {
+      log('%s: an event listener threw: %O', this.id, err)
+    }
+  }
+
+  #createActing(options: NodeOptions): ActingController {
+    const authority = new RaftAuthority({
+      core: this.#core,
+      owedTicks: () => this.#owedTicks(),
+      proposeFence: (token, signal) => this.#proposeFence(token, signal),
+      transferTargets: () => this.#transferTargets(),
+      transfer: (to) => this.#transfer(to, { timeoutMs: this.#opts.closeTransferMs }),
+      stepDown: () => this.#stepDown(),
+      fence: () => this.#sm.fenceToken(),
+      onTurn: (listener) => {
+        this.#afterTurnListeners.add(listener)
+        return () => this.#afterTurnListeners.delete(listener)
+      },
+    })
+    return new ActingController({
+      authority,
+      timeoutMs: options.actingTimeoutMs ?? DEFAULT_ACTING_TIMEOUT_MS,
+      graceMs: options.actingGraceMs ?? DEFAULT_ACTING_GRACE_MS,
+      now: this.#now,
+      emit: (e) => this.#emitEvent(e),
+    })
+  }
+
+  /** Commits setFence(token) as the leader of term `token`; resolves with the fence in force once applied here. */
+  async #proposeFence(token: number, signal: AbortSignal): Promise<number> {
+    const data = this.#sm.encode({ type: 'setFence', token })
+    const propose = (): { index: number; term: number } => {
+      if (this.#core.role !== 'leader' || this.#core.term !== token) {
+        throw new HoldfastError('LEADERSHIP_LOST', `${this.id} no longer leads term ${token}`, { leaderHint: this.#core.leaderId ?? undefined })
+      }
+      return this.#core.propose(data)
+    }
+    const r = await this.#proposeWith(propose, Date.now() + this.#opts.operationTimeoutMs, signal)
+    if (!r.ok) throw r.error
+    return (r.result as { fence: number }).fence
+  }
+
+  #stepDown(): Promise<void> {
+    return new Promise<void>((resolve) => this.#enqueue(() => {
+      this.#core.stepDown()
+      resolve()
+    }))
+  }
+
+  /** After every driver turn: role and quorum events, then the acting controller's lease check. */
+  #afterTurn(): void {
+    const role = this.#core.role
+    const stepDowns = this.#core.stats.checkQuorumStepDowns
+    if (stepDowns !== this.#checkQuorumStepDowns) {
+      this.#checkQuorumStepDowns = stepDowns
+      this.#emitEvent({ type: 'quorumLost', reason: 'checkQuorum' })
+    }
+    if (role !== this.#eventRole) {
+      const previous = this.#eventRole
+      this.#eventRole = role
+      this.#emitEvent({ type: 'role', role, previous, leaderId: this.#core.leaderId })
+    }
+    for (const l of this.#afterTurnListeners) l()
+  }
+
+  /** Emits 'staleFence' for each entry the state machine refused for its old fencing token. */
+  #reportStaleFences(entries: readonly Entry[], results: readonly ApplyResult[]): void {
+    for (let i = 0; i < results.length; i++) {
+      const r = results[i]!
+      if (r.ok || r.error.code !== 'STALE_FENCE') continue
+      let details: { operation: string; token: number; key?: string; command?: string } = { operation: 'unknown', token: 0 }
+      try {
+        const cmd = decodeCommand(entries[i]!.data)
+        if (cmd.type !== 'setFence') {
+          details = { operation: cmd.type, token: cmd.fence ?? 0, ...(cmd.type === 'put' || cmd.type === 'delete' ? { key: cmd.key } : {}), ...(cmd.type === 'call' ? { command: cmd.name } : {}) }
+        }
+      } catch {
+        /* it decoded once to be refused; the details are a courtesy */
+      }
+      this.#emitEvent({ type: 'staleFence', index: r.index, fence: this.#sm.fenceToken(), ...details })
+    }
   }
 
   // ------------------------------------------------------------------ the driver loop
@@ -606,6 +803,7 @@ export class HoldfastNode extends EventEmitter {
         this.#events = []
         for (const e of events) e()
         while (this.#core.hasReady()) await this.#handleReady(this.#core.ready())
+        this.#afterTurn()
       }
     } catch (err) {
       this.#fail(err)
@@ -652,6 +850,7 @@ export class HoldfastNode extends EventEmitter {
 
   #apply(entries: readonly Entry[]): void {
     const results = this.#sm.apply(entries)
+    this.#reportStaleFences(entries, results)
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!
       const w = this.#proposals.get(e.index)
@@ -833,6 +1032,7 @@ export class HoldfastNode extends EventEmitter {
     // A storage or state machine failure leaves the node unable to keep its promises: stop it.
     this.#loopError = err
     log('%s: driver loop failed: %O', this.id, err)
+    void this.#acting.close() // no more turns: its lease can no longer be checked
     const e = isHoldfastError(err) ? err : new HoldfastError('CLOSED', `node ${this.id} failed: ${String(err)}`, { cause: err })
     for (const w of this.#proposals.values()) w.reject(e)
     for (const w of this.#reads.values()) w.reject(e)

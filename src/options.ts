@@ -15,6 +15,10 @@ export const DEFAULT_MAX_VALUE_SIZE = 1024 * 1024
 export const DEFAULT_LOG_TAIL = 10_000
 /** @default 5000 */
 export const DEFAULT_CLOSE_TRANSFER_MS = 5_000
+/** @default 30000 */
+export const DEFAULT_ACTING_TIMEOUT_MS = 30_000
+/** @default 5000 */
+export const DEFAULT_ACTING_GRACE_MS = 5_000
 
 /** Options of createNode(). Dependencies (transport, clock, randomness) are separate from settings. */
 export interface NodeOptions {
@@ -60,6 +64,21 @@ export interface NodeOptions {
   verifyOnOpen?: boolean
   /** How long close() waits for a leadership transfer before closing anyway. @default 5000 */
   closeTransferMs?: number
+  /**
+   * How long one onActing handler may take to start (to resolve) before it counts as failed, which
+   * makes the node give up leadership. A handler can override it (onActing's `timeoutMs`).
+   * @default 30000
+   */
+  actingTimeoutMs?: number
+  /**
+   * After an acting node is aborted, how long its handlers get to stop (their start promises to
+   * settle and their stop functions to resolve) before the node reports them late
+   * ('actingStopped' with `late`) and may act again. An abort for a lost lease comes only
+   * leaseMarginTicks ticks before another node could be elected, so work that cannot stop within
+   * that must rely on the fencing token, not on the grace period.
+   * @default 5000
+   */
+  actingGraceMs?: number
   /** Random numbers in [0, 1), for election timeouts. @default Math.random */
   rand?: () => number
   /** A monotonic clock in ms, for tick catch-up after pauses. @default performance.now */

@@ -519,8 +519,8 @@ export class RaftCore {
    * The current leader's commit index as last heard: on the leader its own commit index; on a
    * follower the highest commit index carried by the appends and heartbeats of the leader of its
    * term (0 when it knows no leader). A follower whose applied index has reached it is as current
-   * as the leader was when it last spoke. Heartbeats cap the commit at the follower's match, but a
-   * lagging follower is also sent appends, which carry the leader's whole commit index.
+   * as the leader was when it last spoke. Heartbeats cap `commit` (what a follower may commit) at
+   * the follower's match, so they carry the whole commit index in `index`, for this alone.
    */
   get leaderCommit(): number {
     if (this.#role === 'leader') return this.#log.committed
@@ -813,7 +813,7 @@ export class RaftCore {
         this.#heardFromLeader(m.from, m.commit!)
         return this.#handleAppend(m)
       case 'heartbeat':
-        this.#heardFromLeader(m.from, m.commit!)
+        this.#heardFromLeader(m.from, Math.max(m.commit!, m.index ?? 0))
         return this.#handleHeartbeat(m)
       case 'snapshot':
         this.#heardFromLeader(m.from, m.snapshot!.index)
@@ -1149,7 +1149,8 @@ export class RaftCore {
     this.#needReadHeartbeat = false
     for (const [id, pr] of this.#progress) {
       if (id === this.id) continue
-      this.#send({ type: 'heartbeat', to: id, term: this.#term, commit: Math.min(pr.match, this.#log.committed), readSeq: seq })
+      // `index` carries the whole commit index for the follower's leaderCommit (never to commit by).
+      this.#send({ type: 'heartbeat', to: id, term: this.#term, commit: Math.min(pr.match, this.#log.committed), index: this.#log.committed, readSeq: seq })
     }
     this.#releaseReads()
   }
@@ -1289,7 +1290,7 @@ export function validateMessage(m: Message, self: NodeId): string | undefined {
       if (m.reject && (!isIndex(m.rejectHint ?? 0) || !isIndex(m.logTerm ?? 0))) return 'malformed'
       return undefined
     case 'heartbeat':
-      if (!isIndex(m.commit) || !isIndex(m.readSeq ?? 0)) return 'malformed'
+      if (!isIndex(m.commit) || !isIndex(m.readSeq ?? 0) || !isIndex(m.index ?? 0)) return 'malformed'
       return undefined
     case 'heartbeatResp':
       if (!isIndex(m.readSeq ?? 0)) return 'malformed'

@@ -70,7 +70,9 @@ export type MessageType =
  * - append: `index`/`logTerm` of the entry before `entries`, `entries`, `commit`.
  * - appendResp: `index` = the last index now matching the leader's log; on `reject`, `rejectHint`
  *   and `logTerm` name the follower's best guess of where the logs may agree.
- * - heartbeat: `commit` (capped at the follower's known match), `readSeq` for ReadIndex confirmation.
+ * - heartbeat: `commit` (capped at the follower's known match), `readSeq` for ReadIndex confirmation,
+ *   `index` = the leader's whole commit index, only to tell the follower how far the leader is
+ *   (RaftCore.leaderCommit); a follower never commits by it (absent from older senders).
  * - heartbeatResp: `readSeq` echoed.
  * - snapshot: `snapshot` meta; the driver transfers the state bytes alongside.
  * - timeoutNow: the leader asks the transfer target to campaign at once.

@@ -42,6 +42,23 @@ t.test('leaderCommit: a follower knows the leader commit index, even when its ow
   t.equal(h.core('c').leaderCommit, 0, 'and no leader commit index')
 })
 
+t.test('leaderCommit: a heartbeat alone tells a lagging follower the whole commit index, but commits nothing', async (t) => {
+  const h = new Harness(['a', 'b', 'c'])
+  h.bootstrapLeader('a')
+  h.partition(['c'], ['a', 'b'])
+  for (let i = 0; i < 5; i++) h.propose('a', `w${i}`)
+  h.tick(['a', 'b'], 2)
+  const leaderCommit = h.core('a').commitIndex
+  const cCommit = h.core('c').commitIndex
+  h.heal()
+  h.filters.push((m) => m.type === 'heartbeat' || m.to !== 'c') // c hears heartbeats only
+  h.tick(['a'], 1)
+  t.equal(h.core('c').leaderId, 'a')
+  t.equal(h.core('c').leaderCommit, leaderCommit, 'c learned the leader commit index from a heartbeat')
+  t.equal(h.core('c').commitIndex, cCommit, 'and committed nothing by it (its log lacks those entries)')
+  t.ok(h.core('c').lastIndex < leaderCommit)
+})
+
 t.test('leaderCommit is per leader: a new leader starts from what it says', async (t) => {
   const h = new Harness(['a', 'b', 'c'])
   h.bootstrapLeader('a')
