@@ -3,6 +3,7 @@
  * O(entries just written) per event, except Leader Completeness, which runs once per new leadership.
  * A broken property throws a SimViolation; the runner attaches the seed.
  */
+import { holdsActingLease } from '../../src/acting/lease.js'
 import type { RaftCore } from '../../src/core/raft.js'
 import type { Entry, HardState, NodeId, Ready } from '../../src/core/types.js'
 import { entryHash } from './kv.js'
@@ -197,12 +198,17 @@ export class Checker {
    * Lease safety, sampled after every event: a leader reporting a lease at term t coexists with no
    * leader of a later term. `owedTicks` is what a driver must pass to hasLease(): the whole ticks of
    * real time since the core's last tick(), rounded up (its clock stands still while a Ready is in flight).
+   *
+   * The lease is asked through holdsActingLease(), the predicate HoldfastNode.leaderCheck() and the
+   * acting controller's abort use (src/acting/lease.ts). Since two lease holders would lead different
+   * terms (Election Safety), this also checks that at no sampled moment do two nodes both hold the
+   * acting lease, so that at most one node can pass leaderCheck().
    */
   checkLeases(nodeOf: (id: NodeId) => { core: RaftCore | undefined; owedTicks: number } | undefined): void {
     if (this.#leaders.size < 2) return
     for (const [id, l] of this.#leaders) {
       const n = nodeOf(id)
-      if (n?.core === undefined || !n.core.hasLease(n.owedTicks)) continue
+      if (n?.core === undefined || !holdsActingLease(n.core, n.core.term, n.owedTicks)) continue
       for (const [other, o] of this.#leaders) {
         if (o.term <= l.term) continue
         throw new SimViolation(
