@@ -4,7 +4,7 @@
  */
 import t from 'tap'
 import type { HoldfastNode } from '../../src/node.js'
-import { EventLog, actingNode, clock, cluster, codeOf, sampleLeaderChecks, until } from './helpers.js'
+import { EventLog, TICK, actingNode, clock, cluster, codeOf, sampleLeaderChecks, until } from './helpers.js'
 
 t.test('an isolated acting leader is aborted before any other node becomes leader; never two pass leaderCheck()', async (t) => {
   const c = await cluster(t, ['a', 'b', 'c'])
@@ -43,6 +43,20 @@ t.test('an isolated acting leader is aborted before any other node becomes leade
   t.equal(sampler.maxTrue, 1, `at most one node passed leaderCheck() in each of ${sampler.samples} samples`)
   t.same(sampler.overlaps, [])
   t.ok(sampler.samples > 100, 'sampled often')
+})
+
+t.test('a paused acting leader fails leaderCheck() the moment it resumes, before its driver runs', async (t) => {
+  const c = await cluster(t, ['a', 'b', 'c'])
+  const acting = await actingNode(c)
+  t.ok(acting.leaderCheck(), 'acting, with a valid lease')
+  // Freeze the whole process (as SIGSTOP or a long GC pause would) for longer than the lease.
+  const resumeAt = performance.now() + 12 * TICK
+  while (performance.now() < resumeAt) {
+    /* no timer, no message, no tick runs meanwhile */
+  }
+  t.ok(acting.isActing(), 'nothing has told the node yet')
+  t.notOk(acting.leaderCheck(), 'but leaderCheck() counts the time that passed, so it fails at once')
+  t.notOk(acting.hasLease(), 'the lease is gone')
 })
 
 t.test('a deposed leader cannot write with its old token, locally or through forwarding', async (t) => {
