@@ -1,3 +1,4 @@
+import protobuf from 'protobufjs/minimal.js'
 import { HoldfastError, isHoldfastError } from '../errors.js'
 import type { Entry, EntryType, Membership, Message, MessageType, SnapshotMeta } from '../core/types.js'
 import { holdfast } from '../../proto/generated/holdfast.js'
@@ -114,7 +115,7 @@ export function decodeRaftMessage(bytes: Uint8Array, limits: DecodeLimits = {}):
   return guard('raft message', () => {
     checkInput(bytes, limits)
     scanMessage(bytes, 'holdfast.wire.RaftMessage', scanLimits(limits))
-    return raftFromWire(pb.RaftMessage.decode(bytes))
+    return raftFromWire(pb.RaftMessage.decode(new ScannedReader(bytes)))
   })
 }
 
@@ -277,7 +278,7 @@ export function decodeEnvelope(bytes: Uint8Array, limits: DecodeLimits = {}): Wi
   return guard('envelope', () => {
     checkInput(bytes, limits)
     scanMessage(bytes, 'holdfast.wire.Envelope', scanLimits(limits))
-    return envelopeFromWire(pb.Envelope.decode(bytes))
+    return envelopeFromWire(pb.Envelope.decode(new ScannedReader(bytes)))
   })
 }
 
@@ -431,6 +432,33 @@ function memberUpdateFromWire(w: holdfast.wire.IMemberUpdate): MemberUpdate {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
+
+/**
+ * protobufjs's Reader, reading varints as the pre-scan (wire-scan.ts) does, so both parse the same
+ * bytes the same way. protobufjs reads a 32-bit varint (tags, lengths, enums, bools, uint32) as up
+ * to five bytes and, when the fifth still has its continuation bit, skips five more unread: right
+ * for the ten-byte encoding of a negative int32, wrong for the six to nine bytes of an overlong or
+ * large varint, which protobuf allows and the pre-scan accepts. From there on protobufjs parsed
+ * bytes the scan had checked as something else (a string's content as fields, say), past its
+ * UTF-8, group, depth and element checks. This reader walks every byte and keeps the low 32 bits,
+ * as protobuf does for 32-bit fields. Found by the fuzz (test/transport/fuzz.test.ts).
+ *
+ * It is also used for Buffers: protobufjs would pick its BufferReader, whose string() cuts a
+ * length that runs past the end short instead of failing, so a Buffer and a Uint8Array holding
+ * the same bytes could decode differently.
+ */
+class ScannedReader extends protobuf.Reader {
+  override uint32(): number {
+    let value = 0
+    for (let i = 0; i < 10; i++) {
+      if (this.pos >= this.len) throw new RangeError(`index out of range: ${this.pos} + 1 > ${this.len}`)
+      const b = this.buf[this.pos++]!
+      if (i < 5) value = (value | ((b & 0x7f) << (7 * i))) >>> 0
+      if (b < 0x80) return value
+    }
+    throw new RangeError('varint longer than 10 bytes')
+  }
+}
 
 /** Runs a decode step, converting any failure (protobufjs, RangeError, stack overflow) to DECODE_ERROR. */
 function guard<T>(what: string, decode: () => T): T {

@@ -1,5 +1,4 @@
 import t from 'tap'
-import { randomInt } from 'node:crypto'
 import { isDeepStrictEqual } from 'node:util'
 import {
   ENVELOPE_FIELDS,
@@ -13,7 +12,6 @@ import {
   encodeFrame,
   encodeRaftMessage,
   openEnvelope,
-  type EnvelopeKind,
   type WireMessage,
 } from '../../src/transport/codec.js'
 import { isHoldfastError } from '../../src/errors.js'
@@ -22,118 +20,13 @@ import type { Entry, Message, MessageType } from '../../src/core/types.js'
 import { MemoryNetwork } from '../../src/transport/memory.js'
 import { PeerRpc } from '../../src/transport/rpc.js'
 import { until } from './compliance.js'
-import { Prng } from '../sim/prng.js'
+import { ENVELOPE_KINDS, Gen, MESSAGE_TYPES, prng, randomEnvelope, randomRaft } from '../fuzz/generators.js'
+import { bytes, concat, ld, varint, vi } from '../fuzz/wire.js'
+
+// The random and mutated frames (the fuzz) are in fuzz.test.ts; its engine and these generators in test/fuzz/.
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-/** The project's seeded PRNG (test/sim/prng.ts), as a function. */
-function prng(seed: number): () => number {
-  const p = new Prng(seed)
-  return () => p.next()
-}
-
-class Gen {
-  constructor(readonly rand: () => number) {}
-  int(n: number): number {
-    return Math.floor(this.rand() * n)
-  }
-  bool(): boolean {
-    return this.rand() < 0.5
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)]!
-  }
-  u64(): number {
-    return this.pick([0, 1, this.int(1000), this.int(2 ** 32), 2 ** 32, Number.MAX_SAFE_INTEGER, this.int(Number.MAX_SAFE_INTEGER)])
-  }
-  u32(): number {
-    return this.pick([0, 1, this.int(2 ** 32), 0xffffffff])
-  }
-  bytes(max = 32): Uint8Array {
-    const out = new Uint8Array(this.int(max + 1))
-    for (let i = 0; i < out.length; i++) out[i] = this.int(256)
-    return out
-  }
-  str(): string {
-    if (this.int(4) === 0) return this.pick(['', '__proto__', 'constructor', 'n0', 'é✓ 🐙'])
-    const cps: number[] = []
-    for (let n = this.int(12); n > 0; n--) cps.push(this.pick([0x20 + this.int(95), 0xa0 + this.int(0x700), 0x1f300 + this.int(200)]))
-    return String.fromCodePoint(...cps)
-  }
-}
-
-const MESSAGE_TYPES: MessageType[] = ['preVote', 'preVoteResp', 'vote', 'voteResp', 'append', 'appendResp', 'heartbeat', 'heartbeatResp', 'snapshot', 'timeoutNow']
-
-function randomEntry(g: Gen, index: number, term: number): Entry {
-  return { index, term, type: g.pick(['normal', 'membership'] as const), data: g.bytes() }
-}
-
-/** A random Message: any type, any subset of optional fields (structurally valid, not semantically). */
-function randomRaft(g: Gen): Message {
-  const m: { -readonly [K in keyof Message]: Message[K] } = { type: g.pick(MESSAGE_TYPES), from: g.str(), to: g.str(), term: g.u64() }
-  if (g.bool()) m.index = g.u64()
-  if (g.bool()) m.logTerm = g.u64()
-  if (g.bool()) m.entries = Array.from({ length: g.int(4) }, () => randomEntry(g, g.u64(), g.u64()))
-  if (g.bool()) m.commit = g.u64()
-  if (g.bool()) m.reject = g.bool()
-  if (g.bool()) m.rejectHint = g.u64()
-  if (g.bool()) m.snapshot = { index: g.u64(), term: g.u64(), membership: { voters: Array.from({ length: g.int(4) }, () => g.str()), learners: Array.from({ length: g.int(3) }, () => g.str()) } }
-  if (g.bool()) m.readSeq = g.u64()
-  if (g.bool()) m.transfer = g.bool()
-  return m
-}
-
-function randomError(g: Gen): { code: string; message: string; leaderHint?: string } {
-  return g.bool() ? { code: g.str(), message: g.str() } : { code: 'NOT_LEADER', message: g.str(), leaderHint: g.str() }
-}
-
-const ENVELOPE_KINDS = Object.keys(ENVELOPE_FIELDS) as EnvelopeKind[]
-
-function randomEnvelope(g: Gen, kind: EnvelopeKind = g.pick(ENVELOPE_KINDS)): WireMessage {
-  switch (kind) {
-    case 'raft':
-      return { kind, body: randomRaft(g) }
-    case 'snapshotChunk':
-      return { kind, body: { snapshotId: g.str(), index: g.u64(), term: g.u64(), offset: g.u64(), data: g.bytes(200), last: g.bool(), checksum: g.bytes() } }
-    case 'snapshotAck':
-      return { kind, body: { snapshotId: g.str(), nextOffset: g.u64(), done: g.bool(), ...(g.bool() ? { error: randomError(g) } : {}) } }
-    case 'forwardProposal':
-      return { kind, body: { id: g.u32(), command: g.bytes() } }
-    case 'forwardRead':
-      return { kind, body: { id: g.u32(), request: g.bytes() } }
-    case 'forwardResponse':
-      return {
-        kind,
-        body: { id: g.u32(), outcome: g.bool() ? { ok: true, index: g.u64(), revision: g.u64(), result: g.bytes() } : { ok: false, error: randomError(g) } },
-      }
-    case 'rpcRequest':
-      return { kind, body: { id: g.u32(), method: g.str(), payload: g.bytes() } }
-    case 'rpcResponse':
-      return { kind, body: { id: g.u32(), outcome: g.bool() ? { ok: true, payload: g.bytes() } : { ok: false, error: randomError(g) } } }
-    case 'gossip':
-      return {
-        kind,
-        body: {
-          kind: g.pick(['ping', 'ack', 'pingReq'] as const),
-          seq: g.u32(),
-          target: g.str(),
-          updates: Array.from({ length: g.int(4) }, () => ({
-            nodeId: g.str(),
-            incarnation: g.u64(),
-            state: g.pick(['alive', 'suspect', 'dead', 'left'] as const),
-            softState: Array.from({ length: g.int(3) }, () => ({ key: g.str(), value: g.bytes() })),
-          })),
-        },
-      }
-    case 'joinChallenge':
-      return { kind, body: { clusterHash: g.bytes(), nonce: g.bytes() } }
-    case 'joinRequest':
-      return { kind, body: { clusterHash: g.bytes(), publicKey: g.bytes(), nonce: g.bytes(), proof: g.bytes() } }
-    case 'joinResult':
-      return { kind, body: { accepted: g.bool(), proof: g.bytes(), ...(g.bool() ? { error: randomError(g) } : {}) } }
-  }
-}
 
 /** The error `fn` throws (undefined when it returns). */
 function thrown(fn: () => unknown): unknown {
@@ -148,30 +41,6 @@ function thrown(fn: () => unknown): unknown {
 function isDecodeError(err: unknown): boolean {
   return isHoldfastError(err, 'DECODE_ERROR')
 }
-
-const bytes = (...b: number[]): Uint8Array => Uint8Array.from(b)
-const concat = (...parts: Uint8Array[]): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0))
-  let at = 0
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.byteLength
-  }
-  return out
-}
-function varint(v: number): number[] {
-  const out: number[] = []
-  while (v > 0x7f) {
-    out.push((v % 128) | 0x80)
-    v = Math.floor(v / 128)
-  }
-  out.push(v)
-  return out
-}
-/** A length-delimited field (wire type 2). */
-const ld = (field: number, body: Uint8Array): Uint8Array => concat(bytes(...varint((field << 3) | 2), ...varint(body.byteLength)), body)
-/** A varint field (wire type 0). */
-const vi = (field: number, v: number): Uint8Array => bytes(...varint(field << 3), ...varint(v))
 
 // ---------------------------------------------------------------------------------------------
 // Round trips
@@ -533,118 +402,3 @@ t.test('PeerRpc speaks envelopes: raft bytes, other kinds, and garbage', async (
   t.strictSame(other[0], gossip)
   t.equal(b.malformedFrames, 1, 'garbage counted')
 })
-
-// ---------------------------------------------------------------------------------------------
-// Fuzz
-
-/** Replay with HOLDFAST_FUZZ_SEED=<seed>; run longer with HOLDFAST_FUZZ_CASES=<n>. */
-// A fixed seed keeps `npm test` deterministic; explore new ones with HOLDFAST_FUZZ_SEED=random or a number.
-const FUZZ_SEED = process.env.HOLDFAST_FUZZ_SEED === 'random' ? randomInt(2 ** 31) : Number(process.env.HOLDFAST_FUZZ_SEED ?? 1367175928)
-const FUZZ_CASES = Number(process.env.HOLDFAST_FUZZ_CASES ?? 20_000)
-
-function mutate(g: Gen, input: Uint8Array): Uint8Array {
-  const out = Array.from(input)
-  for (let n = 1 + g.int(3); n > 0; n--) {
-    const at = g.int(out.length + 1)
-    switch (g.int(7)) {
-      case 0: // truncate
-        out.length = at
-        break
-      case 1: // bit flip
-        if (at < out.length) out[at] = out[at]! ^ (1 << g.int(8))
-        break
-      case 2: // random byte
-        if (at < out.length) out[at] = g.int(256)
-        break
-      case 3: // an interesting byte: group start/end, continuation, zero, max
-        if (at < out.length) out[at] = g.pick([0x0b, 0x0c, 0x0f, 0x80, 0xff, 0x00, 0x7f, 0x0a])
-        break
-      case 4: // insert random bytes
-        out.splice(at, 0, ...g.bytes(8))
-        break
-      case 5: // delete a range
-        out.splice(at, 1 + g.int(8))
-        break
-      case 6: // duplicate a range
-        out.splice(at, 0, ...out.slice(g.int(out.length + 1), g.int(out.length + 1)))
-        break
-    }
-  }
-  return Uint8Array.from(out)
-}
-
-t.test(`fuzz: ${FUZZ_CASES} random and mutated frames never throw anything but DECODE_ERROR (seed ${FUZZ_SEED})`, async (t) => {
-  t.comment(`fuzz seed ${FUZZ_SEED}; replay with HOLDFAST_FUZZ_SEED=${FUZZ_SEED}`)
-  const g = new Gen(prng(FUZZ_SEED))
-  const stats = { cases: 0, decoded: 0, rejected: 0, framesDecoded: 0, streamsRejected: 0, slowestMs: 0, slowestCase: -1 }
-  const failures: string[] = []
-  const protoKeys = Object.getOwnPropertyNames(Object.prototype).join()
-
-  const attempt = (label: string, fn: () => WireMessage | Message | { kind: EnvelopeKind; body: Uint8Array }, reencode?: (v: never) => Uint8Array): void => {
-    let value: unknown
-    try {
-      value = fn()
-    } catch (err) {
-      if (isDecodeError(err)) stats.rejected++
-      else failures.push(`${label}: threw ${err instanceof Error ? `${err.name} ${err.message}` : String(err)}`)
-      return
-    }
-    stats.decoded++
-    if (!reencode) return
-    // Whatever decodes must re-encode and decode to the same value: no NaN, no half-built objects.
-    try {
-      const again = reencode(value as never)
-      const back = label.startsWith('raft') ? decodeRaftMessage(again) : decodeEnvelope(again)
-      if (JSON.stringify(back, replacer) !== JSON.stringify(value, replacer)) failures.push(`${label}: re-encoding changed the value`)
-    } catch (err) {
-      failures.push(`${label}: decoded but did not re-encode: ${err instanceof Error ? err.message : String(err)}`)
-    }
-  }
-
-  for (let i = 0; i < FUZZ_CASES && failures.length < 5; i++) {
-    stats.cases++
-    const started = performance.now()
-    let input: Uint8Array
-    const mode = g.int(4)
-    if (mode === 0) input = g.bytes(g.pick([4, 16, 64, 512]))
-    else if (mode === 1) input = mutate(g, encodeRaftMessage(randomRaft(g)))
-    else input = mutate(g, encodeEnvelope(randomEnvelope(g)))
-    const label = `case ${i} mode ${mode}`
-    attempt(`envelope ${label}`, () => decodeEnvelope(input), (v: WireMessage) => encodeEnvelope(v))
-    attempt(`raft ${label}`, () => decodeRaftMessage(input), (v: Message) => encodeRaftMessage(v))
-    attempt(`open ${label}`, () => openEnvelope(input))
-
-    // The same bytes as a stream: framed (sometimes with a corrupted header), split at random.
-    let stream = concat(encodeFrame(input), encodeFrame(encodeEnvelope(randomEnvelope(g))))
-    if (g.int(4) === 0) stream = mutate(g, stream)
-    const fd = new FrameDecoder({ maxFrameBytes: g.pick([MAX_FRAME_BYTES, 64]) })
-    try {
-      for (let at = 0; at < stream.byteLength; ) {
-        const n = 1 + g.int(24)
-        for (const frame of fd.push(stream.subarray(at, at + n))) {
-          attempt(`frame ${label}`, () => decodeEnvelope(frame))
-          stats.framesDecoded++
-        }
-        at += n
-      }
-    } catch (err) {
-      if (isDecodeError(err)) stats.streamsRejected++
-      else failures.push(`stream ${label}: threw ${err instanceof Error ? err.message : String(err)}`)
-    }
-    const elapsed = performance.now() - started
-    if (elapsed > stats.slowestMs) {
-      stats.slowestMs = elapsed
-      stats.slowestCase = i
-    }
-  }
-  t.strictSame(failures, [], `seed ${FUZZ_SEED}: only DECODE_ERROR, and every success re-encodes`)
-  t.ok(stats.slowestMs < 2000, `no case hangs (slowest ${stats.slowestMs.toFixed(1)} ms)`)
-  t.equal(Object.getOwnPropertyNames(Object.prototype).join(), protoKeys, 'Object.prototype untouched')
-  t.ok(stats.decoded > 0 && stats.rejected > 0, 'the fuzz reaches both outcomes')
-  t.comment(`fuzz results: ${JSON.stringify({ seed: FUZZ_SEED, ...stats, slowestMs: Number(stats.slowestMs.toFixed(2)) })}`)
-})
-
-/** JSON.stringify for decoded values: Uint8Arrays as arrays, so comparisons see their bytes. */
-function replacer(_key: string, value: unknown): unknown {
-  return value instanceof Uint8Array ? Array.from(value) : value
-}
