@@ -35,7 +35,7 @@ export function encodeFrame(payload: Uint8Array, maxFrameBytes: number = MAX_FRA
  * connection should be closed.
  */
 export class FrameDecoder {
-  readonly #maxFrameBytes: number
+  #maxFrameBytes: number
   readonly #header = new Uint8Array(FRAME_HEADER_BYTES)
   #headerFilled = 0
   /** The current frame's length once its header is complete; -1 while reading a header. */
@@ -60,7 +60,23 @@ export class FrameDecoder {
    * Returned frames are fresh copies, owned by the caller.
    * @throws HoldfastError DECODE_ERROR when a length prefix exceeds the maximum, and on every call after that.
    */
-  push(chunk: Uint8Array): Uint8Array[] {
+  /**
+   * The largest payload accepted from the next frame header on. A connection can start small
+   * (only handshake messages before a peer is admitted) and raise it once the peer is trusted.
+   */
+  set maxFrameBytes(n: number) {
+    this.#maxFrameBytes = n
+  }
+
+  get maxFrameBytes(): number {
+    return this.#maxFrameBytes
+  }
+
+  /**
+   * With `onFrame`, each frame is handed over as soon as it completes, before the next header is
+   * read, so the handler may change `maxFrameBytes` for the frames after it; push then returns [].
+   */
+  push(chunk: Uint8Array, onFrame?: (frame: Uint8Array) => void): Uint8Array[] {
     if (this.#failed) throw this.#failed
     if (!(chunk instanceof Uint8Array)) throw this.#fail('frame chunk is not a Uint8Array')
     const frames: Uint8Array[] = []
@@ -87,10 +103,12 @@ export class FrameDecoder {
         pos += take
       }
       if (this.#partsBytes === this.#need) {
-        frames.push(this.#parts.length === 1 ? this.#parts[0]! : joinParts(this.#parts, this.#need))
+        const frame = this.#parts.length === 1 ? this.#parts[0]! : joinParts(this.#parts, this.#need)
         this.#parts = []
         this.#partsBytes = 0
         this.#need = -1
+        if (onFrame) onFrame(frame)
+        else frames.push(frame)
       }
     }
     return frames
@@ -98,6 +116,7 @@ export class FrameDecoder {
 
   #fail(message: string): HoldfastError {
     this.#failed = new HoldfastError('DECODE_ERROR', message)
+    this.#headerFilled = 0
     this.#parts = []
     this.#partsBytes = 0
     return this.#failed

@@ -13,6 +13,9 @@ import type { Transport } from './types.js'
 
 const log = createDebug('holdfast:swarm')
 
+/** Largest frame accepted before a peer is admitted: the handshake's messages are a few hundred bytes. */
+export const HANDSHAKE_MAX_FRAME_BYTES = 4096
+
 /** Topic lookups while alone: soon at first, then every 30 s at most. */
 const REDISCOVERY_BACKOFF: BackoffPolicy = { baseMs: 500, maxMs: 30_000 }
 
@@ -354,7 +357,9 @@ export class SwarmTransport extends EventEmitter implements Transport {
     conn.setKeepAlive(Math.max(100, Math.floor(this.#idleTimeoutMs / 4)))
     conn.setTimeout(this.#idleTimeoutMs)
 
-    const decoder = new FrameDecoder({ maxFrameBytes: this.#maxFrameBytes })
+    // Until the peer is admitted, only small handshake frames are accepted: a stranger cannot make
+    // us buffer (or decode) megabytes.
+    const decoder = new FrameDecoder({ maxFrameBytes: HANDSHAKE_MAX_FRAME_BYTES })
     let link: Link | undefined
     let handshake: AuthHandshake | undefined
     let ended = false
@@ -373,6 +378,7 @@ export class SwarmTransport extends EventEmitter implements Transport {
       this.#timers.delete(deadline)
       if (s.outcome === true) {
         link = this.#admit(conn, peer)
+        decoder.maxFrameBytes = this.#maxFrameBytes
         return
       }
       const f = s.outcome
@@ -390,32 +396,32 @@ export class SwarmTransport extends EventEmitter implements Transport {
       this.#after(1000, () => conn.destroy())
     }
 
-    conn.on('data', (chunk: Uint8Array) => {
-      let frames: Uint8Array[]
+    const onFrame = (frame: Uint8Array): void => {
+      if (conn.destroyed) return
+      if (link) {
+        this.stats.framesIn++
+        this.#onFrame(peer, frame)
+        return
+      }
+      if (!handshake || ended) return
+      let message
       try {
-        frames = decoder.push(chunk)
+        message = decodeEnvelope(frame)
       } catch (err) {
         this.stats.frameErrors++
         this.#problem('disconnected', { peer, code: 'DECODE_ERROR', by: 'us', reason: (err as Error).message })
         return conn.destroy(err as Error)
       }
-      for (const frame of frames) {
-        if (conn.destroyed) return
-        if (link) {
-          this.stats.framesIn++
-          this.#onFrame(peer, frame)
-          continue
-        }
-        if (!handshake || ended) return
-        let message
-        try {
-          message = decodeEnvelope(frame)
-        } catch (err) {
-          this.stats.frameErrors++
-          this.#problem('disconnected', { peer, code: 'DECODE_ERROR', by: 'us', reason: (err as Error).message })
-          return conn.destroy(err as Error)
-        }
-        step(handshake.receive(message))
+      step(handshake.receive(message))
+    }
+    conn.on('data', (chunk: Uint8Array) => {
+      if (conn.destroyed) return
+      try {
+        decoder.push(chunk, onFrame)
+      } catch (err) {
+        this.stats.frameErrors++
+        this.#problem('disconnected', { peer, code: 'DECODE_ERROR', by: 'us', reason: (err as Error).message })
+        conn.destroy(err as Error)
       }
     })
 

@@ -128,6 +128,15 @@ t.test('hostile peers: garbage and oversized frames close only their own connect
   await early.closed
   t.match(seen.at(-1), { code: 'PROTOCOL_ERROR', by: 'them' })
 
+  // A stranger announcing a frame larger than any handshake message.
+  const beforeErrors = a!.stats.frameErrors
+  const pushy = await rawPeer(a!, { admit: false })
+  const bigHeader = Buffer.alloc(4)
+  bigHeader.writeUInt32BE(64 * 1024)
+  pushy.conn.write(bigHeader)
+  await pushy.closed
+  t.equal(a!.stats.frameErrors, beforeErrors + 1, 'a 64 KiB frame before admission is refused at its header')
+
   // Raw garbage instead of a handshake.
   const garbage = await rawPeer(a!, { admit: false })
   garbage.conn.write(randomBytes(64))
