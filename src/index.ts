@@ -39,3 +39,22 @@ export {
   type TransportClock,
 } from './transport/swarm.js'
 export type { BackoffPolicy } from './transport/backoff.js'
+export {
+  attachVip,
+  defaultVipCommands,
+  execFileRunner,
+  parseVipAddress,
+  planVip,
+  VipManager,
+  VIP_HANDLER_ORDER,
+  type AttachVipOptions,
+  type CommandResult,
+  type CommandRunner,
+  type VipAction,
+  type VipAddress,
+  type VipCommands,
+  type VipEvent,
+  type VipManagerDeps,
+  type VipOptions,
+  type VipStatus,
+} from './vip/index.js'

@@ -4,6 +4,8 @@ import { loadOrCreateIdentity } from './identity.js'
 import { createNode, type HoldfastNode } from './node.js'
 import type { NodeOptions } from './options.js'
 import { SwarmTransport, type SwarmTransportOptions } from './transport/swarm.js'
+import { attachVip } from './vip/attach.js'
+import { VipManager, type VipOptions } from './vip/manager.js'
 
 /** Options of createSwarmNode(): those of createNode() without transport and id, plus the swarm's. */
 export interface SwarmNodeOptions extends Omit<NodeOptions, 'transport' | 'id'> {
@@ -15,6 +17,8 @@ export interface SwarmNodeOptions extends Omit<NodeOptions, 'transport' | 'id'> 
   dht?: SwarmTransportOptions['dht']
   /** Further transport settings (frame and queue limits, timeouts, reconnect backoff). */
   swarm?: Omit<SwarmTransportOptions, 'keyPair' | 'cluster' | 'secret' | 'dht'>
+  /** A virtual IP that follows the acting node: `{ address: '10.0.0.100/24', device: 'eth0' }`. See attachVip. */
+  vip?: VipOptions
 }
 
 /**
@@ -26,7 +30,8 @@ export interface SwarmNodeOptions extends Omit<NodeOptions, 'transport' | 'id'> 
 export async function createSwarmNode(options: SwarmNodeOptions): Promise<HoldfastNode> {
   await mkdir(options.dataDir, { recursive: true })
   const identity = await loadOrCreateIdentity(options.dataDir)
-  const { cluster, secret, dht, swarm, ...nodeOptions } = options
+  const { cluster, secret, dht, swarm, vip, ...nodeOptions } = options
+  const vipManager = vip ? new VipManager(vip) : undefined // bad VIP options are refused before anything opens
   const transport = await SwarmTransport.open({ ...swarm, keyPair: identity.keyPair, cluster, secret, ...(dht ? { dht } : {}) })
   let node: HoldfastNode
   try {
@@ -38,6 +43,7 @@ export async function createSwarmNode(options: SwarmNodeOptions): Promise<Holdfa
   const follow = (m: Membership): void => transport.setMembers(memberIds(m))
   follow(node.membership())
   node.on('member', follow)
+  if (vipManager) attachVip(node, vipManager)
   return node
 }
 

@@ -103,6 +103,8 @@ export class VipManager extends EventEmitter {
   readonly #background = new Set<Promise<void>>()
   #lastFailure: VipEvent | undefined
   #closed = false
+  /** release() asked for the next pass to remove what this manager added without checking first. */
+  #fastRelease = false
 
   constructor(options: VipOptions, deps: VipManagerDeps = {}) {
     super()
@@ -161,12 +163,14 @@ export class VipManager extends EventEmitter {
   }
 
   /**
-   * Stops holding the VIP: removes the address. Resolves true once it is gone as far as this host
-   * shows, false if the removal failed (reported as 'commandFailed'; the reconcile keeps trying).
-   * Never rejects: it runs on the path that stops acting.
+   * Stops holding the VIP: removes the address (one command: an address this manager added is
+   * removed without checking first). Resolves true once it is gone as far as this host shows, false
+   * if the removal failed (reported as 'commandFailed'; the reconcile keeps trying). Never rejects:
+   * it runs on the path that stops acting.
    */
   async release(): Promise<boolean> {
     this.#desired = false
+    this.#fastRelease = true
     await this.reconcile() // its events still carry the token released
     if (!this.#desired) this.#token = undefined
     return !this.#desired && (this.#observed ?? this.#believed) !== true
@@ -209,8 +213,13 @@ export class VipManager extends EventEmitter {
 
   async #pass(): Promise<void> {
     if (this.#closed) return
+    // Releasing an address this manager added: remove it at once, without a check first. It is the
+    // path that stops acting, which must finish before another node can take over; a removal that
+    // fails (someone removed it already) is reported, and the next pass checks.
+    const fastRelease = this.#fastRelease && !this.#desired && this.#believed === true
+    this.#fastRelease = false
     let observed: boolean | undefined
-    if (this.#commands.check !== null) {
+    if (this.#commands.check !== null && !fastRelease) {
       const r = await this.#exec('check', this.#commands.check)
       if (r !== undefined) observed = this.#isPresent(r.stdout, this.vip)
     }

@@ -6,48 +6,10 @@
 import t, { type Test } from 'tap'
 import { isHoldfastError } from '../../src/errors.js'
 import { iproute2HasAddress, parseVipAddress } from '../../src/vip/address.js'
-import { execFileRunner, expandCommand, type CommandResult, type CommandRunner } from '../../src/vip/commands.js'
+import { execFileRunner, expandCommand, type CommandRunner } from '../../src/vip/commands.js'
+import { FakeHost, fail, ok } from './fake-host.js'
 import type { VipEvent } from '../../src/vip/events.js'
 import { VipManager, type VipOptions } from '../../src/vip/manager.js'
-
-const ok = (stdout = ''): CommandResult => ({ exitCode: 0, signal: null, stdout, stderr: '', timedOut: false, durationMs: 1 })
-const fail = (exitCode: number, stderr: string): CommandResult => ({ exitCode, signal: null, stdout: '', stderr, timedOut: false, durationMs: 1 })
-
-/** One host's eth0, as iproute2 would show and change it. */
-class FakeHost {
-  readonly addrs = new Set<string>(['10.0.0.11/24'])
-  readonly calls: string[] = []
-  /** Answers to force, by the command's first words ('ip addr add', 'arping', ...). */
-  readonly force = new Map<string, CommandResult>()
-  /** Announcements wait for this to be called (arping lingers for a second). */
-  releaseArping: (() => void) | undefined
-  holdArping = false
-
-  readonly run: CommandRunner = async (argv) => {
-    const line = argv.join(' ')
-    this.calls.push(line)
-    for (const [prefix, r] of this.force) if (line.startsWith(prefix)) return r
-    const [prog, ...a] = argv
-    if (prog === 'arping') {
-      if (this.holdArping) await new Promise<void>((r) => (this.releaseArping = r))
-      return ok()
-    }
-    if (prog !== 'ip') return { ...fail(127, ''), exitCode: null, error: `spawn ${prog} ENOENT` }
-    if (a[0] === '-o' && a[1] === 'addr' && a[2] === 'show') {
-      return ok([...this.addrs].map((x) => `2: eth0    inet ${x} scope global eth0\\       valid_lft forever preferred_lft forever`).join('\n') + '\n')
-    }
-    if (a[0] === 'addr' && a[1] === 'add') {
-      if (this.addrs.has(a[2]!)) return fail(2, 'RTNETLINK answers: File exists\n')
-      this.addrs.add(a[2]!)
-      return ok()
-    }
-    if (a[0] === 'addr' && a[1] === 'del') {
-      if (!this.addrs.delete(a[2]!)) return fail(2, 'Error: ipv4: Address not found.\n')
-      return ok()
-    }
-    return fail(1, `unexpected: ${line}`)
-  }
-}
 
 const VIP = '10.0.0.100/24'
 
@@ -92,10 +54,21 @@ t.test('release removes the address, its event carries the token released', asyn
   host.calls.length = 0
   t.equal(await vip.release(), true)
   t.notOk(host.addrs.has(VIP))
-  t.same(host.calls, ['ip -o addr show dev eth0', 'ip addr del 10.0.0.100/24 dev eth0'])
+  t.same(host.calls, ['ip addr del 10.0.0.100/24 dev eth0'], 'one command: what it added is removed without a check first')
   t.match(events.find((e) => e.action === 'removed'), { why: 'release', token: 3 })
   t.equal(vip.status().token, undefined)
   t.notOk(vip.holding)
+})
+
+t.test('release of an address someone already removed: the failed removal is reported, the next pass sees it gone', async (t) => {
+  const { host, vip, events } = setup(t)
+  await vip.acquire(5)
+  host.addrs.delete(VIP)
+  t.equal(await vip.release(), false)
+  t.match(events.at(-1), { action: 'commandFailed', step: 'remove', exitCode: 2, stderr: /Address not found/ })
+  await vip.reconcile()
+  t.equal(vip.status().observed, false)
+  t.equal(host.calls.at(-1), 'ip -o addr show dev eth0', 'the pass only looked: nothing more to do')
 })
 
 t.test('start-up reconcile removes a VIP left behind (a killed process, or added by hand)', async (t) => {
@@ -266,7 +239,6 @@ t.test('custom templates: placeholders anywhere, extra vars, a custom check', as
   t.same(calls, [
     ['cloud', 'fip', 'show', 'fip-123', '--prefix', '32', '192.0.2.10/32'],
     ['cloud', 'fip', 'associate', 'fip-123', '--ip=192.0.2.10', '--nic=ens5'],
-    ['cloud', 'fip', 'show', 'fip-123', '--prefix', '32', '192.0.2.10/32'],
     ['cloud', 'fip', 'disassociate', 'fip-123'],
   ])
 })
