@@ -4,7 +4,8 @@
 #   net.sh check                         can this machine create namespaces? (exit 0, or a reason)
 #   net.sh up PREFIX HOST=IP/LEN ...     one namespace per host, each with eth0 on one bridge
 #   net.sh down PREFIX                   delete every namespace named PREFIX-* (idempotent)
-#   net.sh sweep                         delete test namespaces whose creating process is gone
+#   net.sh sweep                         delete test namespaces (and ${TMPDIR:-/tmp}/hft-* directories)
+#                                        whose creating process is gone
 #
 # PREFIX is hft-<pid>-<tag>: <pid> is the process that owns the run, so `sweep` can tell a stale
 # run (owner dead: removed) from a run in progress (owner alive: left alone), and parallel runs
@@ -81,13 +82,23 @@ up() {
 }
 
 sweep() {
-  local ns pid prefix
+  local ns pid prefix dir
   for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^hft-[0-9]+-[0-9a-z]+-' || true); do
     pid=$(echo "$ns" | cut -d- -f2)
     prefix=$(echo "$ns" | cut -d- -f1-3)
     if ! kill -0 "$pid" 2>/dev/null; then
       echo "net.sh: removing stale test namespace $ns (owner $pid is gone)" >&2
       down "$prefix"
+    fi
+  done
+  # A run's temporary directories are named after it too: ${TMPDIR:-/tmp}/PREFIX-*.
+  for dir in "${TMPDIR:-/tmp}"/hft-*; do
+    [ -d "$dir" ] || continue
+    [[ $(basename "$dir") =~ ^hft-([0-9]+)-[0-9a-z]+- ]] || continue
+    pid=${BASH_REMATCH[1]}
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "net.sh: removing stale test directory $dir (owner $pid is gone)" >&2
+      rm -rf -- "$dir"
     fi
   done
 }

@@ -1,0 +1,161 @@
+/**
+ * The test side of net.sh: a run of test hosts in network namespaces, named hft-<pid>-<tag>-<host>,
+ * that is always removed: at teardown, on SIGINT/SIGTERM/SIGHUP, and at process exit (synchronously),
+ * whichever comes first. A run left behind by a process that died without any of those (SIGKILL)
+ * is removed by the next run's sweep, which deletes only runs whose owner process is gone.
+ */
+import { execFile, execFileSync, spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+
+const HERE = fileURLToPath(new URL('.', import.meta.url))
+const NET_SH = `${HERE}net.sh`
+const ENSURE_TOOLS = `${HERE}ensure-tools.sh`
+
+/** Set to 1 to skip the network-namespace tests on a machine that cannot create namespaces. Never set in CI. */
+export const OPT_OUT_ENV = 'HOLDFAST_SKIP_NETNS'
+
+/**
+ * Installs the tools if missing and checks that namespaces can be created. Returns undefined when
+ * the tests can run, or the reason they cannot.
+ */
+export function netnsUnavailable(): string | undefined {
+  const tools = spawnSync('bash', [ENSURE_TOOLS], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000 })
+  if (tools.status !== 0) return `test/netns/ensure-tools.sh failed (${tools.status ?? tools.signal}): ${tools.stderr.trim().split('\n').slice(-5).join(' | ')}`
+  const check = spawnSync('bash', [NET_SH, 'check'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 })
+  if (check.status !== 0) return check.stderr.trim() || `net.sh check failed (${check.status ?? check.signal})`
+  return undefined
+}
+
+/** Deletes namespaces of earlier runs whose owner process is gone. */
+export function sweepStale(): void {
+  execFileSync('bash', [NET_SH, 'sweep'], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 60_000 })
+}
+
+const live = new Set<NetnsRun>()
+let hooked = false
+
+/** Removes every live run synchronously: the last resort on a signal or at exit. */
+function removeAllNow(): void {
+  for (const run of live) run.removeSync()
+}
+
+function hookProcess(): void {
+  if (hooked) return
+  hooked = true
+  process.on('exit', removeAllNow)
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      removeAllNow()
+      // Die of the same signal, as if we had not caught it.
+      process.kill(process.pid, sig)
+    })
+  }
+}
+
+/** One host of a run. */
+export interface NetnsHost {
+  /** Its short name ('n1', 'client'). */
+  readonly name: string
+  /** Its namespace. */
+  readonly ns: string
+  /** Its address on the bridge, without the prefix length. */
+  readonly ip: string
+}
+
+/** A set of hosts on one bridge, in namespaces of their own. */
+export class NetnsRun {
+  readonly prefix: string
+  readonly hosts: ReadonlyMap<string, NetnsHost>
+  /** The bridge's address, in the switch namespace PREFIX-sw. */
+  readonly bridgeIp: string
+  readonly switchNs: string
+  #removed = false
+  readonly #cleanups: Array<() => void> = []
+
+  private constructor(prefix: string, hosts: Map<string, NetnsHost>, bridgeIp: string) {
+    this.prefix = prefix
+    this.hosts = hosts
+    this.bridgeIp = bridgeIp
+    this.switchNs = `${prefix}-sw`
+  }
+
+  /**
+   * Creates the hosts: `{ n1: '10.77.0.11', ... }` on 10.77.0.0/24, the bridge at 10.77.0.1 in
+   * the switch namespace. Cleanup hooks are in place before the first namespace exists.
+   */
+  static create(hosts: Record<string, string>, { prefixLen = 24, bridgeIp = '10.77.0.1' } = {}): NetnsRun {
+    const prefix = `hft-${process.pid}-${randomBytes(3).toString('hex')}`
+    const map = new Map<string, NetnsHost>(Object.entries(hosts).map(([name, ip]) => [name, { name, ns: `${prefix}-${name}`, ip }]))
+    const run = new NetnsRun(prefix, map, bridgeIp)
+    hookProcess()
+    live.add(run)
+    const specs = [...map.values()].map((h) => `${h.name}=${h.ip}/${prefixLen}`)
+    try {
+      execFileSync('bash', [NET_SH, 'up', prefix, ...specs], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: { ...process.env, BRIDGE_ADDR: `${bridgeIp}/${prefixLen}` },
+        timeout: 60_000,
+      })
+    } catch (err) {
+      run.removeSync()
+      const stderr = (err as { stderr?: Buffer }).stderr?.toString() ?? ''
+      throw new Error(`net.sh up failed: ${stderr.trim() || (err as Error).message}`)
+    }
+    return run
+  }
+
+  host(name: string): NetnsHost {
+    const h = this.hosts.get(name)
+    if (!h) throw new Error(`no host ${name}`)
+    return h
+  }
+
+  /** Spawns `argv` inside a namespace (`ip netns exec` execs it, so the child's pid is the program's). */
+  spawnIn(ns: string, argv: string[], options: SpawnOptions = {}): ChildProcess {
+    return spawn('ip', ['netns', 'exec', ns, ...argv], options)
+  }
+
+  /** Runs `ip -n NS ARGS...`; resolves with stdout, rejects on a non-zero exit. */
+  ip(ns: string, args: string[]): Promise<string> {
+    return new Promise((resolve, reject) => {
+      execFile('ip', ['-n', ns, ...args], { encoding: 'utf8', timeout: 5_000 }, (err, stdout, stderr) => {
+        if (err) reject(new Error(`ip -n ${ns} ${args.join(' ')}: ${stderr.trim() || err.message}`))
+        else resolve(stdout)
+      })
+    })
+  }
+
+  /** Registers a synchronous cleanup (temporary directories, say) that removeSync() runs too, also on a signal. */
+  onRemove(fn: () => void): void {
+    this.#cleanups.push(fn)
+  }
+
+  /** Removes the run: ends processes left inside its namespaces, then deletes them. Idempotent. */
+  removeSync(): void {
+    if (this.#removed) return
+    this.#removed = true
+    live.delete(this)
+    for (const fn of this.#cleanups.splice(0)) {
+      try {
+        fn()
+      } catch (err) {
+        process.stderr.write(`cleanup of ${this.prefix} failed: ${(err as Error).message}\n`)
+      }
+    }
+    try {
+      execFileSync('bash', [NET_SH, 'down', this.prefix], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 60_000 })
+    } catch (err) {
+      process.stderr.write(`netns cleanup of ${this.prefix} failed: ${(err as Error).message}\n`)
+    }
+  }
+
+  /** The namespaces of this run that still exist (for the cleanup assertion). */
+  remaining(): string[] {
+    const out = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    return out
+      .split('\n')
+      .map((l) => l.split(' ')[0] ?? '')
+      .filter((n) => n.startsWith(`${this.prefix}-`))
+  }
+}
