@@ -31,7 +31,7 @@ import { decodeRaftMessage, encodeRaftMessage } from './transport/codec.js'
 import { PeerRpc } from './transport/rpc.js'
 import { SNAPSHOT_SPOOL_DIR } from './transfer/protocol.js'
 import { SnapshotReceiver } from './transfer/receiver.js'
-import { sendSnapshot, type SendStats } from './transfer/sender.js'
+import { SnapshotSender, sendStats } from './transfer/sender.js'
 import type { Transport } from './transport/types.js'
 
 const log = createDebug('holdfast:node')
@@ -134,6 +134,8 @@ export class HoldfastNode extends EventEmitter {
   #readsAwaitingApply: { index: number; resolve: () => void }[] = []
   /** Receives snapshots from peers into spool files (src/transfer/). */
   readonly #receiver: SnapshotReceiver
+  /** Sends snapshots to followers, keeping a broken transfer's snapshot for a retry (src/transfer/). */
+  readonly #sender: SnapshotSender
   #loopError: unknown
   #idle: (() => void)[] = []
 
@@ -178,6 +180,11 @@ export class HoldfastNode extends EventEmitter {
     this.#receiver = this.#snapshotReceiver(join(options.dataDir, SNAPSHOT_SPOOL_DIR))
     this.#receiver.register(this.#rpc)
     this.once('close', () => this.#receiver.close())
+    this.#sender = new SnapshotSender({ rpc: this.#rpc, timeoutMs: this.#opts.operationTimeoutMs })
+    // A held snapshot pins LMDB pages; only a leader sends snapshots.
+    this.on('role', (role: Role) => {
+      if (role !== 'leader') void this.#sender.releaseAll()
+    })
     this.#lastTickAt = this.#now()
     this.#acting = this.#createActing(options)
     this.#ticker = setInterval(() => this.#enqueue(() => {}), this.#opts.tickMs)
@@ -601,6 +608,7 @@ export class HoldfastNode extends EventEmitter {
     this.#reads.clear()
     this.#rpc.close()
     await this.#transport.close()
+    await this.#sender.close() // held snapshots end their read transactions while the environment is open
     this.#sm.close()
     await this.#storage.close()
     this.emit('close')
@@ -942,41 +950,41 @@ export class HoldfastNode extends EventEmitter {
    * Streams the state machine to a follower behind the compaction point (src/transfer/:
    * a bounded window of chunks, resumed at the receiver's held offset, checksummed). The
    * snapshot's read transaction is opened now, inside the Ready turn, so it holds exactly the
-   * state at the applied index the core put into the message.
+   * state at the applied index the core put into the message. If an earlier transfer to this
+   * follower broke, the sender may send that older snapshot again instead, to resume it (see
+   * SnapshotSender: only while the log holds every entry after it, so the follower then continues
+   * from the log; the core probes from whatever index the follower answers with).
    * Emits 'snapshotProgress' {to, index, term, bytes, totalBytes?, startOffset} while sending and
-   * 'snapshotSent' {to, index, ok, startOffset, sentBytes, totalBytes, error?} at the end.
+   * 'snapshotSent' {to, index, term, requestedIndex, reoffered, ok, startOffset, sentBytes,
+   * totalBytes, error?} at the end (index: the snapshot sent; requestedIndex: the core's).
    */
   async #sendSnapshot(m: Message): Promise<void> {
     const meta = m.snapshot!
-    const stats: SendStats = { startOffset: 0, sentBytes: 0, totalBytes: undefined }
+    const stats = sendStats(meta)
     let ok = false
     let error: HoldfastError | undefined
-    let release = (): void => {}
     try {
       const snap = this.#sm.snapshot()
-      release = snap.release
       if (snap.meta.appliedIndex !== meta.index) {
+        snap.release()
         throw new HoldfastError('CONTRACT_VIOLATION', `snapshot at ${snap.meta.appliedIndex} does not match the core's ${meta.index}`)
       }
-      await sendSnapshot({
-        rpc: this.#rpc,
+      await this.#sender.send({
         to: m.to,
-        index: meta.index,
-        term: meta.term,
-        chunks: snap.chunks,
-        message: encodeRaftMessage(m),
-        timeoutMs: this.#opts.operationTimeoutMs,
+        snapshot: { meta, chunks: snap.chunks, release: snap.release },
+        firstIndex: this.#core.status().firstIndex,
+        // The envelope (term, sender) is this message's; the meta is that of the snapshot sent.
+        message: (sent) => encodeRaftMessage({ ...m, snapshot: sent }),
         stats,
         onProgress: (p) => this.emit('snapshotProgress', { to: m.to, ...p }),
       })
       ok = true
     } catch (err) {
       error = isHoldfastError(err) ? err : new HoldfastError('REMOTE_ERROR', String(err), { cause: err })
-      log('%s: snapshot %d to %s failed: %s', this.id, meta.index, m.to, error.message)
+      log('%s: snapshot %d to %s failed: %s', this.id, stats.index, m.to, error.message)
     } finally {
-      release()
       this.#enqueue(() => this.#core.reportSnapshot(m.to, ok))
-      this.emit('snapshotSent', { to: m.to, index: meta.index, ok, ...stats, ...(error ? { error } : {}) })
+      this.emit('snapshotSent', { to: m.to, ok, ...stats, ...(error ? { error } : {}) })
     }
   }
 

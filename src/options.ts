@@ -73,9 +73,10 @@ export interface NodeOptions {
   /**
    * After an acting node is aborted, how long its handlers get to stop (their start promises to
    * settle and their stop functions to resolve) before the node reports them late
-   * ('actingStopped' with `late`) and may act again. An abort for a lost lease comes only
-   * leaseMarginTicks ticks before another node could be elected, so work that cannot stop within
-   * that must rely on the fencing token, not on the grace period.
+   * ('actingStopped' with `late`) and may act again. An abort for a lost lease comes at least
+   * leaseMarginTicks ticks (less clock drift) before another node could be elected, and often not
+   * much more, so work that cannot stop within that must rely on the fencing token, not on the
+   * grace period.
    * @default 5000
    */
   actingGraceMs?: number

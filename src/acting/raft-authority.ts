@@ -66,19 +66,19 @@ export class RaftAuthority implements ActingAuthority {
 
   async relinquish(token: number): Promise<Relinquished> {
     const core = this.#view.core
-    if (core.role !== 'leader' || core.term !== token) return { action: 'none' }
+    const leads = (): boolean => core.role === 'leader' && core.term === token
+    if (!leads()) return { action: 'none' }
     const to = this.#view.transferTargets()[0]
     if (to !== undefined) {
       try {
         await this.#view.transfer(to)
         return { action: 'transfer', to }
       } catch {
-        // Fall through: a leader that attempted a transfer holds no lease for the rest of its term,
-        // so it must not stay leader either.
+        // A leader that attempted a transfer holds no lease for the rest of its term, so it must
+        // not stay leader either (the driver's transfer already steps down when it fails).
       }
     }
-    if (core.role !== 'leader' || core.term !== token) return { action: 'none' }
-    await this.#view.stepDown()
+    if (leads()) await this.#view.stepDown()
     return { action: 'stepDown' }
   }
 
