@@ -21,6 +21,10 @@
  * sender's bytes before the offset; a receiver whose held prefix differs discards it, and the next
  * attempt starts at 0. A begin for another snapshot replaces the partial.
  *
+ * The leader's core always asks for a snapshot of its latest applied state, which on a busy cluster
+ * is a new (index, term) at every retry; the sender therefore keeps a broken attempt's snapshot for
+ * a while and offers it again (sender.ts: when and why that is safe).
+ *
  * Flow control: the sender keeps at most `window` chunks of at most `chunkBytes` unacknowledged;
  * the receiver refuses a sender that runs further ahead than MAX_UNWRITTEN_BYTES of unwritten data.
  * Chunks are accepted strictly in order (a chunk must start where the held bytes end; a duplicate
@@ -58,6 +62,8 @@ export const MAX_TRANSFER_CHUNK_BYTES = 1024 * 1024
 export const MAX_UNWRITTEN_BYTES = 8 * MAX_TRANSFER_CHUNK_BYTES
 /** Progress is reported at most this often (plus at the start and the end of each attempt). */
 export const PROGRESS_INTERVAL_MS = 250
+/** How long a sender keeps the snapshot of a broken transfer for a retry to resume. @default 60 s */
+export const DEFAULT_TRANSFER_LINGER_MS = 60_000
 /** A completed transfer that no install claimed is dropped after this long. */
 export const COMPLETED_TTL_MS = 60_000
 /** Bytes of a SHA-256 digest. */
