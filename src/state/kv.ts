@@ -483,7 +483,10 @@ export class KvStateMachine {
         started = true
         try {
           // Verified as streamed: the stream's digest must not vouch for a record damaged here.
-          yield* writeSnapshot(meta, verified(data.db.getRange({ transaction: txn }), data.name), chunkSize)
+          // The header's generation is 0, not this replica's (which counts its own restores): every
+          // replica's stream of one applied index is then the same bytes, so a transfer broken off
+          // can be resumed from another peer (src/transfer/protocol.ts).
+          yield* writeSnapshot({ ...meta, generation: 0 }, verified(data.db.getRange({ transaction: txn }), data.name), chunkSize)
         } finally {
           release()
         }

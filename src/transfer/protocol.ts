@@ -13,13 +13,14 @@
  * ```
  *
  * A transfer is identified by the snapshot's (index, term), not by its sender: every replica's
- * stream of the state at one applied index carries the same records, so a transfer broken by a lost
- * connection resumes at the receiver's held offset when any peer sends that snapshot again. The
- * begin reply says where to start; the sender skips (but hashes) the bytes before it. Because
- * streams of one snapshot may still differ in bytes between senders (the stream header carries
- * the source's data generation), the first chunk of a resumed session carries the SHA-256 of the
- * sender's bytes before the offset; a receiver whose held prefix differs discards it, and the next
- * attempt starts at 0. A begin for another snapshot replaces the partial.
+ * stream of the state at one applied index is the same bytes (the same records in key order,
+ * framed by the same rules, and a header without anything replica-specific: see
+ * KvStateMachine.snapshot), so a transfer broken by a lost connection resumes at the receiver's
+ * held offset when any peer sends that snapshot again. The begin reply says where to start; the
+ * sender skips (but hashes) the bytes before it. The first chunk of a resumed session carries the
+ * SHA-256 of the sender's bytes before the offset, so a stream that does differ (another version, a
+ * bug) is caught: a receiver whose held prefix differs discards it, and the next attempt starts at
+ * 0. A begin for another snapshot replaces the partial.
  *
  * The leader's core always asks for a snapshot of its latest applied state, which on a busy cluster
  * is a new (index, term) at every retry; the sender therefore keeps a broken attempt's snapshot for
