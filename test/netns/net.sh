@@ -81,12 +81,17 @@ up() {
   trap - ERR
 }
 
+# Whether the run's owner still runs (a zombie does not: it has exited, only not yet been reaped).
+owner_alive() {
+  kill -0 "$1" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+}
+
 sweep() {
   local ns pid prefix dir
   for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^hft-[0-9]+-[0-9a-z]+-' || true); do
     pid=$(echo "$ns" | cut -d- -f2)
     prefix=$(echo "$ns" | cut -d- -f1-3)
-    if ! kill -0 "$pid" 2>/dev/null; then
+    if ! owner_alive "$pid"; then
       echo "net.sh: removing stale test namespace $ns (owner $pid is gone)" >&2
       down "$prefix"
     fi
@@ -96,7 +101,7 @@ sweep() {
     [ -d "$dir" ] || continue
     [[ $(basename "$dir") =~ ^hft-([0-9]+)-[0-9a-z]+- ]] || continue
     pid=${BASH_REMATCH[1]}
-    if ! kill -0 "$pid" 2>/dev/null; then
+    if ! owner_alive "$pid"; then
       echo "net.sh: removing stale test directory $dir (owner $pid is gone)" >&2
       rm -rf -- "$dir"
     fi

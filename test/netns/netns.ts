@@ -5,6 +5,7 @@
  * is removed by the next run's sweep, which deletes only runs whose owner process is gone.
  */
 import { execFile, execFileSync, spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process'
+import { createInterface } from 'node:readline'
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 
@@ -157,5 +158,63 @@ export class NetnsRun {
       .split('\n')
       .map((l) => l.split(' ')[0] ?? '')
       .filter((n) => n.startsWith(`${this.prefix}-`))
+  }
+}
+
+/** One look at the addresses of a device in several namespaces. Times are wall-clock ms. */
+export interface AddressSample {
+  start: number
+  end: number
+  /** `ip -o addr show dev DEVICE` output per namespace. */
+  outputs: Map<string, string>
+}
+
+/**
+ * Samples `ip -o addr show dev DEVICE` in each namespace, one after the other, then waits
+ * `everyMs`, from a bash loop: no process start per sample but the `ip` runs themselves, so the
+ * cadence holds on a loaded machine better than spawning from Node. The loop ends when its stdin
+ * closes, so it cannot outlive this process, however this process ends.
+ */
+export function sampleAddresses(namespaces: readonly string[], device: string, everyMs: number, onSample: (s: AddressSample) => void): { stop(): Promise<void>; error(): string | undefined } {
+  const script = [
+    'dev=$1; every=$2; shift 2',
+    'while :; do',
+    '  s=$EPOCHREALTIME',
+    '  for ns in "$@"; do printf \'>%s\\n\' "$ns"; ip -n "$ns" -o addr show dev "$dev" 2>&1 || printf \'!%s\\n\' "$ns"; done',
+    '  printf \'@%s %s\\n\' "$s" "$EPOCHREALTIME"',
+    // A timeout (status > 128) is the pause; end of input (the test is gone) ends the loop.
+    '  read -r -t "$every" _; rc=$?; [ "$rc" -gt 128 ] || exit 0',
+    'done',
+  ].join('\n')
+  const child = spawn('bash', ['-c', script, 'sampler', device, (everyMs / 1000).toFixed(3), ...namespaces], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    env: { ...process.env, LC_ALL: 'C' },
+  })
+  let failure: string | undefined
+  let outputs = new Map<string, string>()
+  let current: string | undefined
+  const lines = createInterface({ input: child.stdout! })
+  lines.on('line', (line) => {
+    if (line.startsWith('>')) {
+      current = line.slice(1)
+      outputs.set(current, '')
+    } else if (line.startsWith('!')) {
+      failure ??= `ip -n ${line.slice(1)} -o addr show dev ${device} failed: ${outputs.get(line.slice(1))?.trim()}`
+    } else if (line.startsWith('@')) {
+      const [start, end] = line.slice(1).split(' ').map((x) => Number(x) * 1000)
+      onSample({ start: start!, end: end!, outputs })
+      outputs = new Map()
+      current = undefined
+    } else if (current !== undefined) {
+      outputs.set(current, `${outputs.get(current)}${line}\n`)
+    }
+  })
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()))
+  return {
+    async stop() {
+      child.stdin!.end()
+      await exited
+    },
+    error: () => failure,
   }
 }
