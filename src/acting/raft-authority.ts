@@ -32,7 +32,9 @@ export interface RaftDriverView {
  * committed setFence(T), and while its lease holds (see holdsActingLease).
  *
  * Why the term is the token: Election Safety gives at most one leader per term and terms only grow,
- * so no two acting periods share a token and a later one always has a larger token. setFence(T) is
+ * so no two nodes ever act under one token and a later leader always has a larger one (a leader
+ * whose lease lapsed and was renewed within its term acts again under the same token: no other
+ * node can have acted meanwhile, as that needs a later term). setFence(T) is
  * an entry of term T, so committing it also commits every entry of earlier terms (this node then
  * has all committed state), and from its place in the log on every replica refuses operations
  * fenced with an older token.
