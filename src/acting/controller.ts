@@ -8,7 +8,8 @@ const log = createDebug('holdfast:acting')
 /** What an acting handler is given. */
 export interface ActingContext {
   /**
-   * The fencing token of this acting period: strictly greater than every earlier acting period's.
+   * The fencing token of this acting period: greater than that of any other node's earlier acting
+   * period (the same node may act again under its token after a lease lapse within its term).
    * Pass it with writes (`{ fence: token }`) and to external systems that can refuse older tokens.
    */
   readonly token: number
