@@ -241,6 +241,11 @@ export class ChildNode {
     return this.waitFor(() => this.applied >= index, `applied index ${index} (at ${this.applied})`, ms)
   }
 
+  /** Sends a signal to the process (SIGSTOP and SIGCONT pause and resume it). */
+  signal(sig: NodeJS.Signals): void {
+    if (!this.#gone) this.#proc.kill(sig)
+  }
+
   /** SIGKILLs the process: no hand-over, no flush beyond what the node already made durable. */
   async kill(): Promise<void> {
     this.#killed = true

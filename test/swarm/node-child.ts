@@ -47,7 +47,9 @@ export type Consistency = 'linearizable' | 'lease' | 'local'
 
 /** Commands and their arguments. */
 export interface ChildOps {
-  put: { args: { key: string; value: Value; timeoutMs?: number }; result: { revision: number } }
+  put: { args: { key: string; value: Value; timeoutMs?: number; fence?: number }; result: { revision: number } }
+  /** The acting state: fence(), leaderCheck(), isActing(). */
+  acting: { args: Record<string, never>; result: { fence: number; leaderCheck: boolean; acting: boolean } }
   get: { args: { key: string; consistency: Consistency; timeoutMs?: number }; result: KeyValue | null }
   list: { args: { prefix?: string }; result: KeyValue[] }
   status: { args: Record<string, never>; result: ChildStatus }
@@ -126,7 +128,9 @@ function statusOf(node: HoldfastNode): ChildStatus {
 async function run(node: HoldfastNode, op: ChildOp, a: any): Promise<unknown> {
   switch (op) {
     case 'put':
-      return await node.put(a.key, a.value, a.timeoutMs ? { timeoutMs: a.timeoutMs } : {})
+      return await node.put(a.key, a.value, { ...(a.timeoutMs ? { timeoutMs: a.timeoutMs } : {}), ...(a.fence !== undefined ? { fence: a.fence } : {}) })
+    case 'acting':
+      return { fence: node.fence(), leaderCheck: node.leaderCheck(), acting: node.isActing() }
     case 'get': {
       if (a.consistency === 'local') return node.getLocal(a.key) ?? null
       return (await node.get(a.key, { consistency: a.consistency, ...(a.timeoutMs ? { timeoutMs: a.timeoutMs } : {}) })) ?? null
