@@ -357,7 +357,7 @@ async function scenario(
   // On a loaded machine (CI runs two test files at once) the sampler stalls at times. The bounds
   // only make sure it sampled throughout; the numbers are printed.
   const meanIntervalMs = (samples.at(-1)!.start - samples[0]!.start) / (samples.length - 1)
-  t.ok(meanIntervalMs < 150 && verdict.maxIntervalMs < 2000, `a sample every ${Math.round(meanIntervalMs)} ms on average, at most ${Math.round(verdict.maxIntervalMs)} ms apart`)
+  t.ok(meanIntervalMs < 250 && verdict.maxIntervalMs < 2000, `a sample every ${Math.round(meanIntervalMs)} ms on average, at most ${Math.round(verdict.maxIntervalMs)} ms apart`)
   const leaseLosses = lives.flatMap((l) => l.proc.events().filter((e) => e.type === 'actingStop' && e.reason !== 'close').map((e) => `${l.name}:${String(e.reason)}`))
 
   const result = {
