@@ -586,7 +586,8 @@ export class HoldfastNode extends EventEmitter {
 
   /** Resolves once the driver loop is idle (for tests). */
   settled(): Promise<void> {
-    if (!this.#running && this.#events.length === 0) return Promise.resolve()
+    // A failed loop never runs again: events queued after the failure stay unconsumed.
+    if (!this.#running && (this.#events.length === 0 || this.#loopError)) return Promise.resolve()
     return new Promise((r) => this.#idle.push(r))
   }
 
