@@ -6,12 +6,13 @@ import type { VipAddress } from './address.js'
  * The commands that own a VIP, as argv templates (run without a shell, so nothing in them is
  * interpreted: no quoting, globbing or pipes). Placeholders, replaced anywhere in an argument:
  * `{address}` ('10.0.0.100/24'), `{ip}` ('10.0.0.100'), `{prefix}` ('24'), `{device}` ('eth0'),
- * and any name given in VipOptions.vars (for example a cloud's floating-IP id). An unknown
+ * `{lft}` (VipOptions.lifetimeSec: '2', or 'forever'), and any name given in VipOptions.vars (for example a cloud's floating-IP id). An unknown
  * placeholder is refused when the manager is created.
  *
  * The defaults are for iproute2 and iputils arping. For a cloud floating IP, `add` and `remove`
  * call the provider's CLI to (dis)associate the address with this instance, `check` prints
- * something that VipOptions.isPresent understands, and `announce` is null.
+ * something that VipOptions.isPresent understands, `announce` and `refresh` are null, and
+ * VipOptions.lifetimeSec is 0 (a floating IP has no kernel lifetime).
  */
 export interface VipCommands {
   /** Adds the address. Exit code 0 means done. */
@@ -29,23 +30,37 @@ export interface VipCommands {
    * adopting an address already present. null: nothing to announce.
    */
   announce: readonly string[] | null
+  /**
+   * Extends the address's lifetime to `{lft}` seconds from now; run every lifetime / 4 while
+   * holding, so that an address whose holder was killed expires by itself. A non-zero exit code is
+   * a failure (reported; the next reconcile checks and adds the address back if it expired). null:
+   * the address has no lifetime.
+   */
+  refresh: readonly string[] | null
 }
 
-/** iproute2 + iputils arping. IPv6 has no default announcement (arping is IPv4 only). */
-export function defaultVipCommands(family: 4 | 6): VipCommands {
+/**
+ * iproute2 + iputils arping. IPv6 has no default announcement (arping is IPv4 only). With
+ * `lease` (the default, VipOptions.lifetimeSec > 0) the address is added with a lifetime of `{lft}`
+ * seconds and refreshed with `ip addr change`; without, it is permanent and never refreshed.
+ */
+export function defaultVipCommands(family: 4 | 6, lease = true): VipCommands {
+  const lifetime = lease ? ['valid_lft', '{lft}', 'preferred_lft', '{lft}'] : []
   return {
-    add: ['ip', 'addr', 'add', '{address}', 'dev', '{device}'],
+    add: ['ip', 'addr', 'add', '{address}', 'dev', '{device}', ...lifetime],
     remove: ['ip', 'addr', 'del', '{address}', 'dev', '{device}'],
     check: ['ip', '-o', 'addr', 'show', 'dev', '{device}'],
     // -U: unsolicited ARP, which updates every neighbour's cache entry for {ip}. arping waits its
     // one-second interval after the packet before exiting; the manager does not wait for it.
     announce: family === 4 ? ['arping', '-c', '1', '-U', '-I', '{device}', '{ip}'] : null,
+    // `change` fails (ENOENT) if the address is gone, rather than adding it back behind the plan's back.
+    refresh: lease ? ['ip', 'addr', 'change', '{address}', 'dev', '{device}', ...lifetime] : null,
   }
 }
 
 /** The placeholder values of one VIP. */
-export function placeholderValues(vip: VipAddress, device: string, vars: Readonly<Record<string, string>> = {}): Record<string, string> {
-  return { ...vars, address: vip.address, ip: vip.ip, prefix: String(vip.prefix), device }
+export function placeholderValues(vip: VipAddress, device: string, vars: Readonly<Record<string, string>> = {}, lifetimeSec = 0): Record<string, string> {
+  return { ...vars, address: vip.address, ip: vip.ip, prefix: String(vip.prefix), device, lft: lifetimeSec > 0 ? String(lifetimeSec) : 'forever' }
 }
 
 const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g

@@ -16,7 +16,7 @@ export type VipAction =
   | 'commandFailed'
 
 /** Which command of VipCommands ran. */
-export type VipStepName = 'add' | 'remove' | 'check' | 'announce'
+export type VipStepName = 'add' | 'remove' | 'check' | 'announce' | 'refresh'
 
 /**
  * An event of the VIP manager, emitted as `manager.on('event', e)`, and by a node the VIP is

@@ -14,6 +14,11 @@ export const DEFAULT_VIP_RECONCILE_MS = 1_000
 export const DEFAULT_VIP_COMMAND_TIMEOUT_MS = 2_000
 /** @default 0 (announce only when starting to hold) */
 export const DEFAULT_VIP_ANNOUNCE_EVERY_MS = 0
+/** @default 2 (seconds) */
+export const DEFAULT_VIP_LIFETIME_SEC = 2
+/** The lifetime is refreshed this often, as a fraction of it, and never more often than every 250 ms. */
+const REFRESH_FRACTION = 4
+const MIN_REFRESH_MS = 250
 
 /** The `vip` option: a virtual IP address that follows the acting node. */
 export interface VipOptions {
@@ -40,6 +45,18 @@ export interface VipOptions {
   announceEveryMs?: number
   /** Each command is killed (SIGKILL) after this long and reported as failed. @default 2000 */
   commandTimeoutMs?: number
+  /**
+   * The address is a kernel lease: added with `valid_lft`/`preferred_lft` of this many whole
+   * seconds (the `{lft}` placeholder) and refreshed (`ip addr change`, the `refresh` template)
+   * every lifetime / 4 while held, so the address of a holder that was SIGKILLed expires by itself
+   * about lifetime + 1 s (kernel rounding) after its last refresh. Keep lifetime + 1 s below the
+   * election timeout, or that address can overlap the next holder's. 0 or 'forever': a permanent
+   * address, never refreshed (today's behaviour; for templates that cannot do lifetimes, such as a
+   * cloud floating IP). With a custom `add` and no custom `refresh`, nothing is refreshed, so a
+   * custom `add` that uses {lft} needs a `refresh`.
+   * @default 2
+   */
+  lifetimeSec?: number | 'forever'
 }
 
 /** Dependencies of a VipManager, for tests. */
@@ -95,6 +112,13 @@ export class VipManager extends EventEmitter {
   #believed: boolean | undefined
   #announced = false
   #lastAnnounceAt: number | undefined
+  readonly #lifetimeSec: number
+  readonly #refreshEveryMs: number
+  /** When the lifetime was last set (add or refresh) while holding; undefined otherwise. */
+  #lastRefreshAt: number | undefined
+  #refreshTimer: NodeJS.Timeout | undefined
+  /** The next pass only refreshes (and re-announces) what is held, without the check command. */
+  #refreshOnly = false
   /** The tail of the pass queue. */
   #tail: Promise<void> = Promise.resolve()
   /** A pass queued and not yet started: later requests join it. */
@@ -112,15 +136,25 @@ export class VipManager extends EventEmitter {
     this.vip = parseVipAddress(options.address)
     if (typeof options.device !== 'string' || !/^[^\s/]{1,64}$/.test(options.device)) throw new HoldfastError('INVALID_ARGUMENT', `vip.device '${String(options.device)}' is not a device name`)
     this.device = options.device
-    this.#commands = { ...defaultVipCommands(this.vip.family), ...options.commands }
+    const lft = options.lifetimeSec ?? DEFAULT_VIP_LIFETIME_SEC
+    if (!(lft === 'forever' || (Number.isInteger(lft) && lft >= 0))) throw new HoldfastError('INVALID_ARGUMENT', "vip.lifetimeSec must be a whole number of seconds, 0 or 'forever'")
+    this.#lifetimeSec = lft === 'forever' ? 0 : lft
+    const defaults = defaultVipCommands(this.vip.family, this.#lifetimeSec > 0)
+    // A custom add is not an iproute2 address that `ip addr change` could refresh.
+    if (options.commands?.add !== undefined && options.commands.refresh === undefined) defaults.refresh = null
+    this.#commands = { ...defaults, ...options.commands }
+    if (this.#lifetimeSec > 0 && this.#commands.refresh === null && this.#commands.add.some((a) => a.includes('{lft}'))) {
+      throw new HoldfastError('INVALID_ARGUMENT', 'a vip add command with a lifetime ({lft}) needs a refresh command, or the address expires while held')
+    }
+    this.#refreshEveryMs = Math.max(MIN_REFRESH_MS, (this.#lifetimeSec * 1000) / REFRESH_FRACTION)
     if (options.commands?.check !== undefined && options.commands.check !== null && options.isPresent === undefined) {
       throw new HoldfastError('INVALID_ARGUMENT', 'a custom vip check command needs isPresent, which reads its output')
     }
-    this.#values = placeholderValues(this.vip, this.device, options.vars)
+    this.#values = placeholderValues(this.vip, this.device, options.vars, this.#lifetimeSec)
     // Expand every template once now, so an unknown placeholder is refused before anything runs.
-    for (const name of ['add', 'remove', 'check', 'announce'] as const) {
+    for (const name of ['add', 'remove', 'check', 'announce', 'refresh'] as const) {
       const template = this.#commands[name]
-      if (template === null && (name === 'check' || name === 'announce')) continue
+      if (template === null && (name === 'check' || name === 'announce' || name === 'refresh')) continue
       expandCommand(template as readonly string[], this.#values)
     }
     this.#isPresent = options.isPresent ?? iproute2HasAddress
@@ -139,9 +173,25 @@ export class VipManager extends EventEmitter {
     if (this.#timer === undefined) {
       this.#timer = setInterval(() => void this.reconcile(), this.#reconcileMs)
       this.#timer.unref()
+      if (this.#canRefresh) {
+        // Ticks at half the refresh interval, so a refresh is never more than 1.5 intervals late.
+        this.#refreshTimer = setInterval(() => this.#refreshTick(), this.#refreshEveryMs / 2)
+        this.#refreshTimer.unref()
+      }
       void this.reconcile()
     }
     return this
+  }
+
+  get #canRefresh(): boolean {
+    return this.#lifetimeSec > 0 && this.#commands.refresh !== null
+  }
+
+  /** Queues a pass that refreshes the lifetime if it is due, without checking first. */
+  #refreshTick(): void {
+    if (!this.holding || this.#waiting !== undefined) return // a queued pass refreshes as well
+    void this.#queue()
+    this.#refreshOnly = true
   }
 
   /**
@@ -178,6 +228,11 @@ export class VipManager extends EventEmitter {
 
   /** One pass now: check, plan, act. Joins a pass that is queued and has not started. */
   reconcile(): Promise<void> {
+    this.#refreshOnly = false // a queued refresh-only pass checks after all
+    return this.#queue()
+  }
+
+  #queue(): Promise<void> {
     if (this.#waiting !== undefined) return this.#waiting
     const pass = this.#tail
       .then(() => {
@@ -205,6 +260,8 @@ export class VipManager extends EventEmitter {
     if (this.#closed) return
     if (this.#timer !== undefined) clearInterval(this.#timer)
     this.#timer = undefined
+    if (this.#refreshTimer !== undefined) clearInterval(this.#refreshTimer)
+    this.#refreshTimer = undefined
     if (this.#desired) await this.release()
     this.#closed = true
     await this.#tail
@@ -218,12 +275,17 @@ export class VipManager extends EventEmitter {
     // fails (someone removed it already) is reported, and the next pass checks.
     const fastRelease = this.#fastRelease && !this.#desired && this.#believed === true
     this.#fastRelease = false
+    // A refresh tick while holding: plan on what the own commands left (a failed refresh is
+    // reported, and the next full pass checks).
+    const refreshOnly = this.#refreshOnly && this.holding
+    this.#refreshOnly = false
     let observed: boolean | undefined
-    if (this.#commands.check !== null && !fastRelease) {
+    if (this.#commands.check !== null && !fastRelease && !refreshOnly) {
       const r = await this.#exec('check', this.#commands.check)
       if (r !== undefined) observed = this.#isPresent(r.stdout, this.vip)
     }
-    this.#observed = observed
+    if (!refreshOnly) this.#observed = observed
+    if (!this.holding) this.#lastRefreshAt = undefined
     // The desire read after the check: an acquire() or release() meanwhile is acted on at once.
     const steps = planVip({
       desired: this.#desired,
@@ -233,6 +295,9 @@ export class VipManager extends EventEmitter {
       canAnnounce: this.#commands.announce !== null,
       sinceAnnounceMs: this.#lastAnnounceAt === undefined ? undefined : this.#now() - this.#lastAnnounceAt,
       announceEveryMs: this.#announceEveryMs,
+      canRefresh: this.#canRefresh,
+      sinceRefreshMs: this.#lastRefreshAt === undefined ? undefined : this.#now() - this.#lastRefreshAt,
+      refreshEveryMs: this.#refreshEveryMs,
     })
     for (const step of steps) {
       if (!(await this.#step(step))) return
@@ -243,8 +308,10 @@ export class VipManager extends EventEmitter {
   async #step(step: VipStep): Promise<boolean> {
     switch (step.op) {
       case 'add': {
+        const started = this.#now()
         const r = await this.#exec('add', this.#commands.add)
         if (r === undefined) return false
+        this.#lastRefreshAt = started // the add set the lifetime
         this.#believed = true
         this.#observed = true
         this.#announced = false
@@ -256,6 +323,7 @@ export class VipManager extends EventEmitter {
         if (r === undefined) return false
         this.#believed = false
         this.#observed = false
+        this.#lastRefreshAt = undefined
         this.#report(step.why === 'release' ? 'removed' : 'removedStale', { why: step.why, step: 'remove', command: this.#argv(this.#commands.remove), durationMs: r.durationMs })
         return true
       }
@@ -264,6 +332,16 @@ export class VipManager extends EventEmitter {
         this.#announced = false
         this.#report('adopted', {})
         return true
+      case 'refresh': {
+        // Not an event when it works: it runs every lifetime / 4. A failure is ('commandFailed').
+        const template = this.#commands.refresh
+        if (template === null) return true
+        const started = this.#now()
+        const r = await this.#exec('refresh', template)
+        if (r === undefined) return false
+        this.#lastRefreshAt = started
+        return true
+      }
       case 'announce': {
         const template = this.#commands.announce
         if (template === null) return true

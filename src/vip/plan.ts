@@ -26,6 +26,15 @@ export interface VipPlanInput {
   sinceAnnounceMs: number | undefined
   /** Re-announce this often while holding; 0 only announces when starting to hold. */
   announceEveryMs: number
+  /**
+   * Whether the address is a lease that must be refreshed while held: a lifetime is configured and
+   * a refresh command exists. False: the address stays until removed (no refresh steps).
+   */
+  canRefresh: boolean
+  /** Milliseconds since the lifetime was last set (by an add or a refresh), undefined if never while holding. */
+  sinceRefreshMs: number | undefined
+  /** Refresh the lifetime this often while holding (lifetime / 4). */
+  refreshEveryMs: number
 }
 
 /** One step of a plan; run in order, a failed add or remove ends the plan. */
@@ -36,6 +45,11 @@ export type VipStep =
   | { op: 'remove'; why: 'release' | 'stale' }
   /** The address is already present while acting: hold it without adding (no command). */
   | { op: 'adopt' }
+  /**
+   * Extend the address's lifetime (`ip addr change ... valid_lft`): while holding, when it is due, and
+   * at once when adopting an address found present (whatever lifetime it had).
+   */
+  | { op: 'refresh' }
   /** Send the announcement (gratuitous ARP), after starting to hold, or as the periodic refresh. */
   | { op: 'announce'; why: 'hold' | 'refresh' }
 
@@ -44,7 +58,8 @@ export type VipStep =
  *
  * - Wanted and seen: nothing, but announce once per holding (an address found already present,
  *   for instance left by this node's previous process, is adopted and announced) and when the
- *   refresh interval is due.
+ *   refresh interval is due. With a lifetime, refresh it when due (and when adopting): an address
+ *   held by a node that can no longer refresh it (SIGKILLed) expires by itself in the kernel.
  * - Wanted, not seen: add ('restore' if this manager had added it, 'acquire' otherwise), then announce.
  * - Not wanted, seen: remove ('release' if this manager held it, 'stale' otherwise).
  * - Not seen, not wanted: nothing.
@@ -57,8 +72,10 @@ export function planVip(s: VipPlanInput): VipStep[] {
   const present = s.observed ?? s.believed === true
   if (s.desired) {
     if (!present) return withAnnounce([{ op: 'add', why: s.believed === true ? 'restore' : 'acquire' }], s, true)
-    const steps: VipStep[] = s.believed === true ? [] : [{ op: 'adopt' }]
-    return withAnnounce(steps, s, steps.length > 0)
+    const adopting = s.believed !== true
+    const steps: VipStep[] = adopting ? [{ op: 'adopt' }] : []
+    if (s.canRefresh && (adopting || s.sinceRefreshMs === undefined || s.sinceRefreshMs >= s.refreshEveryMs)) steps.push({ op: 'refresh' })
+    return withAnnounce(steps, s, adopting)
   }
   // Unobserved, `present` is what the own commands left: an address never added here is left alone.
   if (!present) return []

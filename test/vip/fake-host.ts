@@ -32,6 +32,10 @@ export class FakeHost {
       this.addrs.add(a[2]!)
       return ok()
     }
+    if (a[0] === 'addr' && a[1] === 'change') {
+      if (!this.addrs.has(a[2]!)) return fail(2, 'RTNETLINK answers: No such file or directory\n')
+      return ok()
+    }
     if (a[0] === 'addr' && a[1] === 'del') {
       if (!this.addrs.delete(a[2]!)) return fail(2, 'Error: ipv4: Address not found.\n')
       return ok()

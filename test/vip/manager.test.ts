@@ -37,7 +37,7 @@ t.test('acquire: check, add, then announce; resolves without waiting for arping'
   host.holdArping = true
   await vip.acquire(7)
   t.ok(host.addrs.has(VIP), 'the address is on the device')
-  t.same(host.calls, ['ip -o addr show dev eth0', 'ip addr add 10.0.0.100/24 dev eth0', 'arping -c 1 -U -I eth0 10.0.0.100'])
+  t.same(host.calls, ['ip -o addr show dev eth0', 'ip addr add 10.0.0.100/24 dev eth0 valid_lft 2 preferred_lft 2', 'arping -c 1 -U -I eth0 10.0.0.100'])
   t.same(actions(events), ['added'], 'announced not yet: arping is still running')
   t.ok(vip.holding)
   await until(() => host.releaseArping !== undefined, 'arping started')
@@ -129,7 +129,7 @@ t.test('a failed add is an event with the command, exit code, stderr and time, a
   host.force.set('ip addr add', fail(2, 'RTNETLINK answers: Operation not permitted\n'))
   const err = await vip.acquire(4).catch((e: unknown) => e)
   t.ok(isHoldfastError(err, 'COMMAND_FAILED'), 'COMMAND_FAILED')
-  t.match((err as Error).message, /ip addr add 10\.0\.0\.100\/24 dev eth0: exit code 2: RTNETLINK answers: Operation not permitted/)
+  t.match((err as Error).message, /ip addr add 10\.0\.0\.100\/24 dev eth0 valid_lft 2 preferred_lft 2: exit code 2: RTNETLINK answers: Operation not permitted/)
   t.match(events, [
     {
       type: 'vip',
@@ -285,4 +285,52 @@ t.test('the real runner: exit code, stderr, timeout, missing program; no shell',
   t.match(r3, { exitCode: null, timedOut: false, error: /ENOENT/ })
   const r4 = await execFileRunner([node, '-e', 'console.log(process.argv[1])', '$(echo hi); `x` | y'], { timeoutMs: 10_000 })
   t.match(r4, { exitCode: 0, stdout: '$(echo hi); `x` | y\n' }, 'arguments reach the program untouched')
+})
+
+t.test('a lease: added with a lifetime, refreshed every lifetime / 4 while held, never after release', async (t) => {
+  let now = 0
+  const host = new FakeHost()
+  const events: VipEvent[] = []
+  const vip = new VipManager({ address: VIP, device: 'eth0', reconcileMs: 60_000, lifetimeSec: 1 }, { run: host.run, now: () => now, wallClock: () => 1_700_000_000_000 })
+  vip.on('event', (e: VipEvent) => events.push(e))
+  vip.start()
+  t.teardown(() => vip.close())
+  await vip.acquire(3)
+  t.ok(host.calls.includes('ip addr add 10.0.0.100/24 dev eth0 valid_lft 1 preferred_lft 1'), 'added with its lifetime')
+  const refreshes = (): number => host.calls.filter((c) => c === 'ip addr change 10.0.0.100/24 dev eth0 valid_lft 1 preferred_lft 1').length
+  await new Promise((r) => setTimeout(r, 300))
+  t.equal(refreshes(), 0, 'not due on the manager clock: the add set the lifetime')
+  now = 250
+  await until(() => refreshes() === 1, 'a refresh when due')
+  const checks = host.calls.filter((c) => c.startsWith('ip -o addr show')).length
+  now = 500
+  await until(() => refreshes() === 2, 'the next refresh')
+  t.equal(host.calls.filter((c) => c.startsWith('ip -o addr show')).length, checks, 'a refresh tick runs no check')
+  // The address expired behind its back (a stalled host): the refresh fails and is reported, the next reconcile adds it back.
+  host.addrs.delete(VIP)
+  now = 750
+  await until(() => events.some((e) => e.action === 'commandFailed' && e.step === 'refresh'), 'the failed refresh reported')
+  await vip.reconcile()
+  t.ok(host.addrs.has(VIP), 'restored by the next reconcile')
+  t.ok(events.some((e) => e.action === 'restored'))
+  await vip.release()
+  const after = refreshes()
+  now = 10_000
+  await new Promise((r) => setTimeout(r, 400))
+  t.equal(refreshes(), after, 'no refresh when not holding')
+})
+
+t.test('a lease: lifetimeSec 0 or forever keeps a permanent address; a custom add with {lft} needs a refresh', async (t) => {
+  for (const lifetimeSec of [0, 'forever'] as const) {
+    const { host, vip } = setup(t, { lifetimeSec })
+    await vip.acquire(1)
+    await new Promise((r) => setTimeout(r, 300))
+    t.ok(host.calls.includes('ip addr add 10.0.0.100/24 dev eth0'), `${lifetimeSec}: added without a lifetime`)
+    t.notOk(host.calls.some((c) => c.includes('change')), `${lifetimeSec}: never refreshed`)
+  }
+  const run: CommandRunner = async () => ok()
+  t.throws(() => new VipManager({ address: VIP, device: 'eth0', lifetimeSec: 1.5 }, { run }), { code: 'INVALID_ARGUMENT' })
+  t.throws(() => new VipManager({ address: VIP, device: 'eth0', lifetimeSec: -1 }, { run }), { code: 'INVALID_ARGUMENT' })
+  t.throws(() => new VipManager({ address: VIP, device: 'eth0', commands: { add: ['my-add', '{address}', '{lft}'] } }, { run }), { code: 'INVALID_ARGUMENT', message: /refresh/ })
+  t.doesNotThrow(() => new VipManager({ address: VIP, device: 'eth0', commands: { add: ['my-add', '{address}', '{lft}'], refresh: ['my-refresh', '{lft}'] } }, { run }))
 })
