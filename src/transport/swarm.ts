@@ -464,10 +464,12 @@ export class SwarmTransport extends EventEmitter implements Transport {
     const old = this.#links.get(peer)
     this.#links.set(peer, link)
     if (old) {
-      // The newer connection wins: the peer dialled again, so it has given up on the old one.
+      // The newer connection wins: the peer dialled again, so it has given up on the old one. Frames
+      // in flight on the old one are lost: report it down and up again, so requests waiting for an
+      // answer on it fail at once (CONNECTION_LOST) instead of at their deadline.
       this.stats.duplicateConnections++
       old.conn.destroy(new HoldfastError('CLOSED', 'replaced by a newer connection'))
-      return link
+      this.#onPeer(peer, false)
     }
     this.#onPeer(peer, true)
     return link

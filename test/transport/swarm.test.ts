@@ -194,6 +194,8 @@ t.test('one connection per peer: a restarted peer replaces the old connection', 
   t.ok(settled(), 'settled on one connection per side')
 
   // The peer restarts with the same key; a may not have noticed the old connection died.
+  const seenByA: string[] = []
+  a.onPeer((peer, up) => peer === b.id && seenByA.push(up ? 'up' : 'down'))
   await b.close()
   b = await open({ keyPair })
   b.setMembers([a.id, b.id])
@@ -202,6 +204,8 @@ t.test('one connection per peer: a restarted peer replaces the old connection', 
   await until(() => a.send(b.id, Buffer.from('hello again')) && got.includes('hello again'), 20_000, 'a reaches the restarted b')
   await until(settled, 20_000, 'the old connection is gone')
   t.ok(settled(), 'one connection to the restarted peer')
+  t.notMatch(seenByA.join(','), /up,up|down,down/, `up and down alternate, also when a newer connection replaces the old (${seenByA.join(',')}; ${a.stats.duplicateConnections} replaced)`)
+  t.equal(seenByA.at(-1), 'up')
 })
 
 /** A clock the test advances by hand. */
