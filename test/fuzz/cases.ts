@@ -12,6 +12,7 @@ import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES, type DecodeLimits, type EnvelopeKi
 import type { Message } from '../../src/core/types.js'
 import { crafted } from './adversarial.js'
 import { ENVELOPE_KINDS, Gen, prng, randomEnvelope, randomRaft } from './generators.js'
+import { pickWeighted } from '../sim/prng.js'
 import { mutateBytes, mutateMessage } from './mutators.js'
 import { concat } from './wire.js'
 
@@ -55,7 +56,7 @@ const messageType = (kind: EnvelopeKind): string => (kind === 'raft' ? 'holdfast
 /** Builds case `caseNo` of `seed`. Never calls a decoder: a parent can rebuild a case a child hung on. */
 export function makeCase(seed: number, caseNo: number): FuzzCase {
   const g = new Gen(prng(caseSeed(seed, caseNo)))
-  const family = pickWeighted(g, FAMILY_WEIGHTS)
+  const family = pickWeighted(g.rand, FAMILY_WEIGHTS)
   let input: Uint8Array
   let limits: DecodeLimits = {}
   let expected: FuzzCase['expected']
@@ -166,17 +167,6 @@ export function corpus(seed: number): Corpus {
   return corpusCache
 }
 
-function pickWeighted<K extends string>(g: Gen, weights: Record<K, number>): K {
-  const keys = Object.keys(weights) as K[]
-  let total = 0
-  for (const k of keys) total += weights[k]
-  let r = g.rand() * total
-  for (const k of keys) {
-    r -= weights[k]
-    if (r < 0) return k
-  }
-  return keys[keys.length - 1]!
-}
 
 function randomLimits(g: Gen, input: Uint8Array): DecodeLimits {
   const limits: { -readonly [K in keyof DecodeLimits]: DecodeLimits[K] } = {}

@@ -63,15 +63,7 @@ export class Prng {
 
   /** A key chosen with probability proportional to its weight. */
   weighted<K extends string>(weights: Readonly<Record<K, number>>): K {
-    const keys = Object.keys(weights) as K[]
-    let total = 0
-    for (const k of keys) total += weights[k]
-    let r = this.next() * total
-    for (const k of keys) {
-      r -= weights[k]
-      if (r < 0) return k
-    }
-    return keys[keys.length - 1]!
+    return pickWeighted(() => this.next(), weights)
   }
 
   /** A shuffled copy (Fisher-Yates). */
@@ -90,4 +82,17 @@ export class Prng {
   fork(): Prng {
     return new Prng(this.u32() ^ Math.imul(this.u32(), 0x27d4eb2d))
   }
+}
+
+/** A key chosen with probability proportional to its weight, using `rand` in [0, 1). */
+export function pickWeighted<K extends string>(rand: () => number, weights: Readonly<Record<K, number>>): K {
+  const keys = Object.keys(weights) as K[]
+  let total = 0
+  for (const k of keys) total += weights[k]
+  let r = rand() * total
+  for (const k of keys) {
+    r -= weights[k]
+    if (r < 0) return k
+  }
+  return keys[keys.length - 1]!
 }
