@@ -45,7 +45,7 @@ main { padding: 0 1.5rem 2rem; display: grid; gap: 1rem; }
 input, button { font: inherit; padding: .3rem .6rem; border-radius: 5px; border: 1px solid var(--line); background: var(--bg); color: var(--fg); }
 button { cursor: pointer; }
 body.stale .live { opacity: .45; }
-.summary { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: .75rem; }
+.summary { display: grid; grid-template-columns: repeat(auto-fill, minmax(180px, 1fr)); gap: .75rem; }
 .stat { display: flex; flex-direction: column; }
 .stat .label { font-size: .75rem; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); }
 .stat .value { font-size: 1.15rem; font-weight: 600; overflow-wrap: anywhere; }
@@ -262,7 +262,7 @@ const SCRIPT = String.raw`
     if (json === lastEventsJson) return;
     lastEventsJson = json;
     var rows = events.slice(-MAX_EVENTS).reverse().map(function (e) {
-      return el('tr', { 'data-testid': 'event', 'data-type': e.type },
+      return el('tr', { 'data-testid': 'event', 'data-type': e.type, 'data-time': e.time },
         el('td', { class: 'mono', title: new Date(e.time).toISOString() }, clock(e.time)),
         el('td', { 'data-field': 'type' }, e.type),
         el('td', { class: 'mono', title: e.node }, short(e.node)),
