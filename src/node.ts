@@ -74,7 +74,7 @@ export interface GetOptions extends OperationOptions {
 export interface MemberStatus {
   readonly id: NodeId
   readonly voter: boolean
-  /** Connected to this node now (always true for itself). */
+  /** Connected to this node now (always true for itself); on the leader, also heard from within an election timeout. */
   readonly reachable: boolean
   /** On the leader: the highest log index known to be on that member. */
   readonly matchIndex: number | undefined
@@ -121,6 +121,9 @@ export class HoldfastNode extends EventEmitter {
   readonly #transport: Transport
   readonly #nodeMeta: Database<unknown, string>
   readonly #now: () => number
+  /** When each peer's last valid Raft message arrived (this.#now() time), for status(). */
+  readonly #lastHeard = new Map<NodeId, number>()
+  readonly #electionTicks: number
   readonly #faultPoints: NonNullable<NodeOptions['faultPoints']>
 
   #events: (() => void)[] = []
@@ -158,12 +161,13 @@ export class HoldfastNode extends EventEmitter {
     this.#nodeMeta = nodeMeta
     this.#now = options.now ?? (() => performance.now())
     this.#faultPoints = options.faultPoints ?? {}
+    this.#electionTicks = options.electionTicks ?? DEFAULT_ELECTION_TICKS
     this.#core = new RaftCore({
       id,
       storage,
       rand: options.rand ?? Math.random,
       applied: sm.appliedIndex(),
-      electionTicks: options.electionTicks ?? DEFAULT_ELECTION_TICKS,
+      electionTicks: this.#electionTicks,
       heartbeatTicks: options.heartbeatTicks ?? DEFAULT_HEARTBEAT_TICKS,
       ...(options.leaseMarginTicks !== undefined ? { leaseMarginTicks: options.leaseMarginTicks } : {}),
       logTail: options.logTail ?? DEFAULT_LOG_TAIL,
@@ -561,7 +565,11 @@ export class HoldfastNode extends EventEmitter {
 
   status(): NodeStatus {
     const s: CoreStatus = this.#core.status()
-    const reachable = new Set([this.id, ...this.#rpcPeers()])
+    // A connection to a SIGKILLed peer lingers until the transport's keep-alive gives up; the
+    // leader, which hears from every member each heartbeat, also requires a recent message.
+    const electionMs = this.#electionTicks * this.#opts.tickMs
+    const heardRecently = (id: NodeId): boolean => s.role !== 'leader' || this.#now() - (this.#lastHeard.get(id) ?? -Infinity) <= electionMs
+    const reachable = new Set([this.id, ...this.#rpcPeers().filter(heardRecently)])
     const progress = new Map(s.progress.map((p) => [p.id, p]))
     const members: MemberStatus[] = [
       ...s.membership.voters.map((id) => ({ id, voter: true })),
@@ -942,6 +950,7 @@ export class HoldfastNode extends EventEmitter {
       this.#transport.disconnect(from, 'a snapshot message outside a snapshot transfer')
       return
     }
+    this.#lastHeard.set(from, this.#now())
     this.#enqueue(() => this.#core.step(m))
   }
 

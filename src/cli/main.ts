@@ -8,8 +8,6 @@
 import { realpathSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { ConfigError, hostPort, loadStartConfig, parseFlags, startHelp } from '../daemon/config.js'
-import { startDaemon } from '../daemon/daemon.js'
-import { startDhtBootstrap } from '../transport/swarm.js'
 import { CLIENT_COMMANDS, runClientCommand } from './client-commands.js'
 
 interface Io {
@@ -71,6 +69,8 @@ async function runDht(args: readonly string[], io: Io): Promise<number> {
   } catch (err) {
     return configFailure('dht', err, io)
   }
+  // Loaded here, not at the top: client commands start faster without hyperswarm and LMDB.
+  const { startDhtBootstrap } = await import('../transport/swarm.js')
   const dht = await startDhtBootstrap({ host, port })
   io.stdout.write(`holdfast dht: bootstrap node on ${dht.address.host}:${dht.address.port}\n`)
   await untilSignal()
@@ -89,6 +89,7 @@ async function runStart(args: readonly string[], io: Io): Promise<number> {
   } catch (err) {
     return configFailure('start', err, io)
   }
+  const { startDaemon } = await import('../daemon/daemon.js')
   const daemon = await startDaemon(config)
   io.stdout.write(`holdfast start: node ${daemon.node.id} in cluster "${config.cluster}", HTTP API on ${config.advertiseUrl}\n`)
   await untilSignal()

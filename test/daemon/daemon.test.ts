@@ -44,6 +44,11 @@ t.test('joining, promotion up to --voters, learners beyond, leader-check on exac
   const read = await extra.http('GET', '/v1/kv/joined?consistency=stale')
   t.equal(read.status, 200)
   t.same(read.body.value, { by: 'learner' })
+
+  // A SIGKILLed member is shown unreachable although its connection lingers until keep-alive fails.
+  await extra.kill()
+  await waitFor(async () => (await leader.status())?.members.find((m) => m.id === extra.id)?.reachable === false, 'the killed learner shown unreachable')
+  t.pass('the killed learner is shown unreachable')
 })
 
 t.test('removing a voter lets a caught-up learner be promoted; demoted and --learner nodes stay learners', async (t) => {
