@@ -69,7 +69,11 @@ export interface KvItem {
 /** What GET /v1/kv answers. */
 export interface ListResult {
   readonly items: readonly KvItem[]
+  /** items.length. */
   readonly count: number
+  /** More keys match than the limit let through; `next` is the first of them. */
+  readonly more?: boolean
+  readonly next?: string
 }
 
 /** One change from GET /v1/watch. */

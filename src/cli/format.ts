@@ -48,7 +48,7 @@ export function formatList(result: ListResult): string {
   if (result.items.length === 0) return '(no keys)'
   const rows = result.items.map((i) => [i.key, String(i.revision), formatValue(i.value, MAX_CELL_CHARS)])
   const table = formatTable(['KEY', 'REVISION', 'VALUE'], rows)
-  return result.count > result.items.length ? `${table}\n(${result.items.length} of ${result.count} shown)` : table
+  return result.more ? `${table}\n(more keys follow${result.next !== undefined ? `, from ${result.next}` : ''}: raise --limit)` : table
 }
 
 /** `watch`: one line per change: revision, type and key, and the value of a put. */

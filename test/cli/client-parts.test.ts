@@ -5,20 +5,10 @@
  * sockets on loopback.
  */
 import { createServer, type Server } from 'node:http'
-import { createServer as createTcpServer } from 'node:net'
 import t from 'tap'
 import { classifyFetchError } from '../../src/cli/client-error.js'
 import { normalizeEndpoint } from '../../src/cli/client.js'
 import { readSse, type SseEvent } from '../../src/cli/sse.js'
-
-/** A loopback port nothing listens on (just released). */
-async function closedPort(): Promise<number> {
-  const server = createTcpServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as { port: number }).port
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 async function collect(chunks: string[]): Promise<SseEvent[]> {
   async function* body(): AsyncGenerator<Uint8Array> {
@@ -39,8 +29,8 @@ t.test('SSE: events across chunk boundaries, CRLF, comments and multi-line data'
 })
 
 t.test('a refused connection was not sent; a cut one or a timeout may have been', async (t) => {
-  const port = await closedPort()
-  const refused = await fetch(`http://127.0.0.1:${port}/`).then(() => undefined, (e: unknown) => e)
+  // A privileged port nothing listens on (port 1 is on fetch's list of blocked ports).
+  const refused = await fetch('http://127.0.0.1:2/').then(() => undefined, (e: unknown) => e)
   t.same(classifyFetchError(refused), { kind: 'not-sent', detail: 'ECONNREFUSED' })
 
   // '/hang' never answers; anything else has its connection cut once the request is in.

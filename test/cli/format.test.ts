@@ -35,8 +35,8 @@ t.test('short ids and values', async (t) => {
 t.test('list and watch lines', async (t) => {
   t.equal(formatList({ items: [], count: 0 }), '(no keys)')
   t.equal(
-    formatList({ items: [{ key: 'app/a', value: 'v', revision: 5 }, { key: 'b', value: { n: 1 }, revision: 12 }], count: 3 }),
-    ['KEY    REVISION  VALUE', 'app/a  5         v', 'b      12        {"n":1}', '(2 of 3 shown)'].join('\n'),
+    formatList({ items: [{ key: 'app/a', value: 'v', revision: 5 }, { key: 'b', value: { n: 1 }, revision: 12 }], count: 2, more: true, next: 'c' }),
+    ['KEY    REVISION  VALUE', 'app/a  5         v', 'b      12        {"n":1}', '(more keys follow, from c: raise --limit)'].join('\n'),
   )
   t.equal(formatChange({ revision: 9, seq: 0, type: 'put', key: 'k', value: [1] }), '9  PUT  k = [1]')
   t.equal(formatChange({ revision: 9, seq: 2, type: 'delete', key: 'k' }), '9.2  DEL  k')
