@@ -16,7 +16,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import createDebug from 'debug'
-import { HoldfastError } from '../errors.js'
+import { HoldfastError, isHoldfastError } from '../errors.js'
 import { kvJson } from './kv-json.js'
 import { HttpError, errorBody, toHttpError } from './http-errors.js'
 import { checkKeyText, consistencyParam, decodeKey, decodePrefix, flagParam, intParam, parseJson, readBody, type Consistency } from './http-input.js'
@@ -326,7 +326,10 @@ export function createApiHandler(ctx: DaemonContext, options: ApiServerOptions =
         res.writeHead(reply.status, { ...scope.headers, 'Content-Type': reply.contentType })
         res.end(reply.text)
       }
-    } catch (err) {
+    } catch (caught) {
+      // An operation aborted by the request's deadline failed because of the deadline.
+      const reason: unknown = control.signal.reason
+      const err = isHoldfastError(caught, 'ABORTED') && isHoldfastError(reason, 'TIMEOUT') ? reason : caught
       const e = toHttpError(err)
       if (e.status === 500) log('%s %s failed: %O', method, path, err)
       status = e.status

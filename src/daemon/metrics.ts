@@ -123,6 +123,8 @@ export function createMetrics(ctx: DaemonContext): Metrics {
   gauge('holdfast_http_watches_active', 'Open watch (SSE) streams', () => watches)
 
   const snapshotsSent = new Counter({ name: 'holdfast_snapshots_sent_total', help: 'Snapshot transfers this node sent to followers, by outcome', labelNames: ['outcome'], registers })
+  // Both outcomes are exposed from the start, so a rate over them is defined before the first transfer.
+  for (const outcome of ['ok', 'failed']) snapshotsSent.inc({ outcome }, 0)
   const snapshotsInstalled = new Counter({ name: 'holdfast_snapshots_installed_total', help: 'Snapshots received and installed on this node', registers })
   const snapshotsFailed = new Counter({ name: 'holdfast_snapshot_receive_failures_total', help: 'Snapshot transfers to this node that failed (a checksum mismatch, for one)', registers })
   const staleFences = new Counter({ name: 'holdfast_stale_fence_total', help: 'Fenced operations refused with STALE_FENCE when this node applied them', registers })
