@@ -6,12 +6,13 @@
  * serving it, a client that finds the new leader after the old one is SIGKILLed, and a write
  * to a frozen (SIGSTOPped) leader reported as of unknown outcome.
  */
+import { spawn } from 'node:child_process'
 import { Writable } from 'node:stream'
 import t from 'tap'
 import { EXIT } from '../../src/cli/client-args.js'
 import { runClientCommand } from '../../src/cli/client-commands.js'
 import { HoldfastClient } from '../../src/cli/client.js'
-import { DaemonCluster, waitFor, type DaemonProcess } from '../daemon/harness.js'
+import { DaemonCluster, MAIN, waitFor, type DaemonProcess } from '../daemon/harness.js'
 
 const TOKEN = 'client-test-token-0123456789'
 /**
@@ -36,6 +37,17 @@ interface Run {
   code: number
   out: string
   err: string
+}
+
+/** Runs `holdfast ARGS` as a process (from the sources, as the harness runs the daemons). */
+async function holdfast(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  proc.stdout.on('data', (d: Buffer) => (out += d.toString()))
+  proc.stderr.on('data', (d: Buffer) => (err += d.toString()))
+  const code = await new Promise<number | null>((resolve) => proc.on('close', (c) => resolve(c)))
+  return { code: code ?? -1, out, err }
 }
 
 t.test('the client subcommands against a cluster of daemon processes', async (t) => {
@@ -173,7 +185,47 @@ t.test('the client subcommands against a cluster of daemon processes', async (t)
     await cluster.waitFormed(3)
   })
 
+  await t.test('the holdfast command as a process: exit codes, and watch stops on SIGINT with exit 0', async (t) => {
+    const get = await holdfast(['get', 'cas'], env)
+    t.same(get, { code: 0, out: '3\n', err: '' })
+    const usage = await holdfast(['get'], env)
+    t.same(usage, { code: EXIT.USAGE, out: '', err: 'holdfast: get: missing KEY (see holdfast get --help)\n' })
+    const missing = await holdfast(['get', 'no/such/key'], env)
+    t.same(missing, { code: EXIT.API_ERROR, out: '', err: 'error NOT_FOUND: key "no/such/key" does not exist\n' })
+
+    const from = JSON.parse((await cli('put', ['sig/a', '1', '--json'])).out) as { revision: number }
+    const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, 'watch', '--prefix', 'sig/', '--from-revision', String(from.revision)], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    const exited = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)))
+    t.teardown(() => void proc.kill('SIGKILL'))
+    let out = ''
+    let err = ''
+    proc.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    proc.stderr.on('data', (d: Buffer) => (err += d.toString()))
+    await waitFor(() => out.includes('sig/a'), `the watch process to print sig/a (stderr: ${err})`)
+    proc.kill('SIGINT')
+    t.equal(await exited, 0, 'SIGINT ends the watch with exit 0')
+    t.match(out, /^\d+ {2}PUT {2}sig\/a = 1\n$/)
+    t.equal(err, '')
+  })
+
+  await t.test('transfer hands leadership to a member named by its short id', async (t) => {
+    const from = await cluster.leader()
+    const to = cluster.live().find((d) => d !== from)!
+    const run = await cli('transfer', [to.id.slice(0, 8)])
+    t.same(run, { code: 0, out: `leadership handed over to ${to.id.slice(0, 8)}\n`, err: '' })
+    t.equal(await cluster.leader(), to, 'the daemons agree on the new leader')
+    const json = await cli('transfer', [from.id, '--json'])
+    t.equal(json.code, 0, json.err)
+    t.match(JSON.parse(json.out), { ok: true, to: from.id })
+    t.equal(await cluster.leader(), from)
+  })
+
   await t.test('after the leader is SIGKILLed the client finds the new one', async (t) => {
+    const leader = await cluster.leader()
+    const followers = cluster.live().filter((d) => d !== leader)
     const client = new HoldfastClient({ endpoints: [dead, leader.url, ...followers.map((d) => d.url)], token: TOKEN, timeoutMs: 30_000 })
     await client.put('failover', 'before')
     t.equal(client.leader, leader.url, 'the client knows the old leader')
