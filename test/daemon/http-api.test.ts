@@ -5,17 +5,15 @@
  * the bearer token, SSE watches (delivery, resume, heartbeat, disconnect), bodies over the limit
  * and malformed JSON (nothing stored), unknown routes and wrong methods.
  */
-import { EventEmitter } from 'node:events'
 import { request as httpRequest, type Server } from 'node:http'
 import t from 'tap'
-import type { HoldfastEvent } from '../../src/acting/events.js'
 import { createApiServer } from '../../src/daemon/http-api.js'
 import { errorBody, toHttpError } from '../../src/daemon/http-errors.js'
 import { HoldfastError, type ErrorCode } from '../../src/errors.js'
 import { createMetrics, type Metrics } from '../../src/daemon/metrics.js'
-import type { ClusterStatus, DaemonContext } from '../../src/daemon/types.js'
 import type { HoldfastNode } from '../../src/node.js'
 import { createTestCluster, until, type TestCluster } from '../../src/testing/cluster.js'
+import { testContext } from './test-context.js'
 
 const TOKEN = 'test-token-0123456789'
 const MAX_VALUE_BYTES = 4096
@@ -46,65 +44,6 @@ function leaderNode(): HoldfastNode {
   const l = cluster.leader()
   if (!l) throw new Error('no leader')
   return l
-}
-
-/** A DaemonContext over one node: the local view of the cluster, membership changes run on the leader. */
-function testContext(node: HoldfastNode): DaemonContext {
-  const events = new EventEmitter()
-  const recent: HoldfastEvent[] = []
-  node.on('event', (e: HoldfastEvent) => {
-    recent.push(e)
-    if (recent.length > 100) recent.shift()
-    events.emit('event', e)
-  })
-  const memberUrl = (id: string): string | undefined => (urlsKnown ? apis.get(id)?.url : undefined)
-  return {
-    node,
-    cluster: 'http-test',
-    get url() {
-      return apis.get(node.id)?.url ?? ''
-    },
-    token: TOKEN,
-    maxValueBytes: MAX_VALUE_BYTES,
-    memberUrl,
-    async clusterStatus(): Promise<ClusterStatus> {
-      const s = node.status()
-      return {
-        id: s.id,
-        url: apis.get(node.id)?.url ?? '',
-        cluster: 'http-test',
-        role: s.role,
-        term: s.term,
-        leader: s.leaderId,
-        leaderUrl: s.leaderId === null ? null : memberUrl(s.leaderId) ?? null,
-        commitIndex: s.commitIndex,
-        appliedIndex: s.appliedIndex,
-        acting: node.isActing(),
-        leaderCheck: node.leaderCheck(),
-        ready: node.ready(),
-        fence: node.fence(),
-        actingId: null,
-        targetVoters: 3,
-        view: s.role === 'leader' ? 'leader' : 'local',
-        members: s.members.map((m) => ({
-          id: m.id,
-          url: memberUrl(m.id) ?? null,
-          role: !m.voter ? 'learner' : m.id === s.leaderId ? 'leader' : 'follower',
-          voter: m.voter,
-          reachable: m.reachable,
-          matchIndex: m.matchIndex ?? null,
-          lag: m.matchIndex === undefined ? null : s.commitIndex - m.matchIndex,
-          learnerOnly: false,
-        })),
-      }
-    },
-    promote: async (id) => void (await leaderNode().changeMembership({ type: 'promote', node: id })),
-    demote: async (id) => void (await leaderNode().changeMembership({ type: 'demote', node: id })),
-    remove: async (id) => void (await leaderNode().changeMembership({ type: 'remove', node: id })),
-    transfer: (to) => leaderNode().transferLeadership(to),
-    recentEvents: () => [...recent],
-    events,
-  }
 }
 
 async function call(api: Api, method: string, path: string, options: { body?: string; headers?: Record<string, string>; auth?: boolean | string } = {}): Promise<Answer> {
@@ -224,7 +163,14 @@ t.before(async () => {
   cluster = await createTestCluster(IDS, { tickMs: 50, electionTicks: 10 })
   for (const id of IDS) {
     const node = cluster.nodes.get(id)!
-    const ctx = testContext(node)
+    const ctx = testContext(node, {
+      cluster: 'http-test',
+      token: TOKEN,
+      maxValueBytes: MAX_VALUE_BYTES,
+      url: () => apis.get(id)?.url ?? '',
+      memberUrl: (m) => (urlsKnown ? apis.get(m)?.url : undefined),
+      leader: leaderNode,
+    })
     const metrics = createMetrics(ctx)
     const server = createApiServer(ctx, { metrics, requestTimeoutMs: REQUEST_TIMEOUT_MS, heartbeatMs: 200 })
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
