@@ -23,7 +23,7 @@ import { checkKeyText, consistencyParam, decodeKey, decodePrefix, flagParam, int
 import { createMetrics, type Metrics } from './metrics.js'
 import { matchRoute, type HandlerName } from './routes.js'
 import { parseEventId, serveWatch, type WatchStart } from './sse.js'
-import { statusPageHtml } from './status-page.js'
+import { STATUS_PAGE_CSP, statusPageHtml } from './status-page.js'
 import type { DaemonContext } from './types.js'
 
 const log = createDebug('holdfast:daemon:http')
@@ -61,7 +61,7 @@ function needsLeader(handler: HandlerName, consistency: () => Consistency): bool
 }
 
 /** A handler's answer; 'streamed' when it wrote the response itself. */
-type Reply = { status: number; json: unknown } | { status: number; text: string; contentType: string } | 'streamed'
+type Reply = { status: number; json: unknown } | { status: number; text: string; headers: Record<string, string> } | 'streamed'
 
 interface RequestScope {
   readonly req: IncomingMessage
@@ -127,7 +127,17 @@ export function createApiHandler(ctx: DaemonContext, options: ApiServerOptions =
 
   const handlers: Record<HandlerName, (s: RequestScope) => Promise<Reply>> = {
     async page() {
-      return { status: 200, text: statusPageHtml(), contentType: 'text/html; charset=utf-8' }
+      return {
+        status: 200,
+        text: statusPageHtml(),
+        headers: {
+          'Content-Type': 'text/html; charset=utf-8',
+          'Content-Security-Policy': STATUS_PAGE_CSP,
+          'X-Content-Type-Options': 'nosniff',
+          'X-Frame-Options': 'DENY',
+          'Referrer-Policy': 'no-referrer',
+        },
+      }
     },
     async health() {
       return { status: 200, json: { ok: true } }
@@ -147,7 +157,7 @@ export function createApiHandler(ctx: DaemonContext, options: ApiServerOptions =
       return { status: 200, json: { events: ctx.recentEvents() } }
     },
     async metrics() {
-      return { status: 200, text: await metrics.text(), contentType: metrics.contentType }
+      return { status: 200, text: await metrics.text(), headers: { 'Content-Type': metrics.contentType } }
     },
 
     async kvGet(s) {
@@ -323,7 +333,7 @@ export function createApiHandler(ctx: DaemonContext, options: ApiServerOptions =
       status = reply.status
       if ('json' in reply) send(res, reply.status, scope.headers, reply.json)
       else {
-        res.writeHead(reply.status, { ...scope.headers, 'Content-Type': reply.contentType })
+        res.writeHead(reply.status, { ...scope.headers, ...reply.headers })
         res.end(reply.text)
       }
     } catch (caught) {

@@ -9,6 +9,7 @@ import { request as httpRequest, type Server } from 'node:http'
 import t from 'tap'
 import { createApiServer } from '../../src/daemon/http-api.js'
 import { errorBody, toHttpError } from '../../src/daemon/http-errors.js'
+import { STATUS_PAGE_CSP } from '../../src/daemon/status-page.js'
 import { HoldfastError, type ErrorCode } from '../../src/errors.js'
 import { createMetrics, type Metrics } from '../../src/daemon/metrics.js'
 import type { HoldfastNode } from '../../src/node.js'
@@ -211,6 +212,8 @@ t.test('health, leader-check and the status page are open; everything else needs
   t.equal(page.status, 200)
   t.match(page.headers.get('content-type'), /text\/html/)
   t.match(page.text, /<html/i)
+  t.equal(page.headers.get('content-security-policy'), STATUS_PAGE_CSP, 'the page\'s CSP as a header too')
+  t.equal(page.headers.get('x-content-type-options'), 'nosniff')
 
   for (const path of ['/v1/status', '/v1/events', '/v1/ready', '/metrics', '/v1/kv/x', '/v1/kv', '/v1/watch', '/v1/no-such-route']) {
     const missing = await call(follower, 'GET', path, { auth: false })
