@@ -97,6 +97,9 @@ function startProcess(name, args) {
 function cli(args) {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const proc = { name: `holdfast ${args[0]}`, child, output: '', exited: new Promise((r) => child.on('exit', r)) }
+    children.add(proc)
+    child.on('exit', () => children.delete(proc))
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d) => (stdout += d))
@@ -169,6 +172,7 @@ async function main() {
   writeFileSync(secretFile, randomBytes(32).toString('hex') + '\n', { mode: 0o600 })
 
   step('starting a DHT bootstrap node and three daemons')
+  say(`   working directory ($DEMO): ${workDir}`)
   const dhtPort = await freeUdpPort()
   const dht = startProcess('dht', ['dht', '--host', '127.0.0.1', '--port', String(dhtPort)])
   await waitFor(() => dht.output.includes('bootstrap node on'), 'the DHT bootstrap node')
