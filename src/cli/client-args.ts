@@ -118,8 +118,9 @@ Lists keys with their revisions and values (cut to fit a line; --json for the wh
   watch: `Usage: holdfast watch [--prefix P] [--from-revision N]
 
 Prints one line per change ("REVISION PUT key = value" or "REVISION DEL key"; --json: one change
-object per line) until interrupted (Ctrl-C), then exits 0. When a daemon goes away the watch
-continues on another endpoint without losing or repeating changes.
+object per line) until interrupted (Ctrl-C), then exits 0. When the daemon serving it goes away
+(or stays silent for 45 s) the watch continues on another endpoint without losing or repeating
+changes; it fails (exit 1) when no endpoint takes it within --timeout.
   --prefix P           only keys starting with P
   --from-revision N    start with the changes of revision N (from history), not only new ones`,
   status: `Usage: holdfast status

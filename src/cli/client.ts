@@ -26,6 +26,8 @@ export const LEADER_ID_HEADER = 'x-holdfast-leader-id'
 
 /** @default 10000 */
 export const DEFAULT_CLIENT_TIMEOUT_MS = 10_000
+/** @default 45000: three of the daemon's 15 s keep-alive intervals. */
+export const DEFAULT_WATCH_IDLE_MS = 45_000
 /** The first pause between two rounds over the endpoints; it doubles up to MAX_BACKOFF_MS. */
 const FIRST_BACKOFF_MS = 50
 const MAX_BACKOFF_MS = 1000
@@ -45,6 +47,11 @@ export interface ClientOptions {
    * @default a third of timeoutMs, at least 1000
    */
   attemptTimeoutMs?: number | undefined
+  /**
+   * A watch stream silent for this long (no change and no keep-alive comment; the daemon sends
+   * one every 15 s) is given up and resumed on another endpoint, in ms. @default 45000
+   */
+  watchIdleMs?: number | undefined
   /** @default globalThis.fetch */
   fetch?: typeof fetch | undefined
 }
@@ -127,6 +134,7 @@ export class HoldfastClient {
   readonly #token: string | undefined
   readonly #timeoutMs: number
   readonly #attemptTimeoutMs: number
+  readonly #watchIdleMs: number
   readonly #fetch: typeof fetch
   #leader: string | undefined
   #leaderId: string | undefined
@@ -138,6 +146,7 @@ export class HoldfastClient {
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_CLIENT_TIMEOUT_MS
     if (!(this.#timeoutMs > 0)) throw new ClientError('INVALID_ARGUMENT', `timeoutMs must be positive, got ${options.timeoutMs}`)
     this.#attemptTimeoutMs = options.attemptTimeoutMs ?? Math.max(1000, Math.floor(this.#timeoutMs / 3))
+    this.#watchIdleMs = options.watchIdleMs ?? DEFAULT_WATCH_IDLE_MS
     this.#fetch = options.fetch ?? globalThis.fetch
   }
 
@@ -258,10 +267,20 @@ export class HoldfastClient {
       query['fromRevision'] = last ? last.revision : options.fromRevision
       const headers: Record<string, string> = { accept: 'text/event-stream' }
       if (lastEventId !== undefined) headers['last-event-id'] = lastEventId
+      // Aborted when the stream is idle too long (a frozen daemon keeps its sockets open).
+      const stale = new AbortController()
       let answer: Answer
       try {
         answer = await this.#send(
-          { method: 'GET', path: '/v1/watch', query, route: 'any', idempotent: true, headers, signal },
+          {
+            method: 'GET',
+            path: '/v1/watch',
+            query,
+            route: 'any',
+            idempotent: true,
+            headers,
+            signal: signal ? AbortSignal.any([signal, stale.signal]) : stale.signal,
+          },
           { streaming: true, rotate: start },
         )
       } catch (err) {
@@ -271,8 +290,17 @@ export class HoldfastClient {
       const body = answer.response.body
       if (!body) throw new ClientError('BAD_RESPONSE', 'watch answer has no body', { endpoint: answer.endpoint, status: answer.response.status })
       log('watch: streaming from %s', answer.endpoint)
+      let idleTimer: NodeJS.Timeout | undefined
+      const arm = (): void => {
+        clearTimeout(idleTimer)
+        idleTimer = setTimeout(() => {
+          log('watch: nothing from %s for %d ms, reconnecting', answer.endpoint, this.#watchIdleMs)
+          stale.abort()
+        }, this.#watchIdleMs)
+      }
       try {
-        for await (const ev of readSse(body)) {
+        arm()
+        for await (const ev of readSse(touching(body, arm))) {
           if (ev.event === 'error') {
             // The daemon ended the stream with an error: a lasting one (history compacted, a bad
             // request, no access) ends the watch; anything else (the node closing, ...) reconnects.
@@ -287,13 +315,18 @@ export class HoldfastClient {
           const pos = { revision: change.revision, seq: typeof change.seq === 'number' ? change.seq : 0 }
           if (last && (pos.revision < last.revision || (pos.revision === last.revision && pos.seq <= last.seq))) continue
           last = pos
+          // The consumer's pace is not the daemon's silence: no idle clock while it holds the change.
+          clearTimeout(idleTimer)
           yield change
+          arm()
         }
         log('watch: stream from %s ended', answer.endpoint)
       } catch (err) {
         if (signal?.aborted) return
         if (err instanceof ClientError) throw err
         log('watch: stream from %s broke: %s', answer.endpoint, err instanceof Error ? err.message : err)
+      } finally {
+        clearTimeout(idleTimer)
       }
       // Reconnect, starting with the endpoint after the one that dropped us; streams that end
       // before delivering anything back off, so a daemon that keeps closing them is not hammered.
@@ -532,6 +565,14 @@ function aborted(endpoint: string | undefined, sent: boolean): ClientError {
     endpoint,
     outcomeUnknown: sent,
   })
+}
+
+/** Passes the chunks on, calling `touch` on each. */
+async function* touching(body: AsyncIterable<Uint8Array>, touch: () => void): AsyncGenerator<Uint8Array> {
+  for await (const chunk of body) {
+    touch()
+    yield chunk
+  }
 }
 
 function dedupe(xs: readonly string[]): string[] {

@@ -3,8 +3,9 @@
  * three-daemon cluster with a bearer token, and an endpoint list that starts with a dead endpoint
  * (connection refused) and a follower. Writes and reads through runClientCommand() with captured
  * streams, human and --json output, exit codes, a watch that survives the loss of the daemon
- * serving it, a client that finds the new leader after the old one is SIGKILLed, and a write
- * to a frozen (SIGSTOPped) leader reported as of unknown outcome.
+ * serving it (SIGKILLed, or frozen with SIGSTOP), leadership transfer, a client that finds the
+ * new leader after the old one is SIGKILLed, and a write to a frozen leader reported as of
+ * unknown outcome; the `holdfast` command itself as a process.
  */
 import { spawn } from 'node:child_process'
 import { Writable } from 'node:stream'
@@ -41,7 +42,7 @@ interface Run {
 
 /** Runs `holdfast ARGS` as a process (from the sources, as the harness runs the daemons). */
 async function holdfast(args: string[], env: NodeJS.ProcessEnv): Promise<Run> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { env: { ...process.env, DEBUG: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let err = ''
   proc.stdout.on('data', (d: Buffer) => (out += d.toString()))
@@ -185,6 +186,32 @@ t.test('the client subcommands against a cluster of daemon processes', async (t)
     await cluster.waitFormed(3)
   })
 
+  await t.test('a watch on a frozen (SIGSTOPped) daemon gives it up when it falls silent and resumes elsewhere', async (t) => {
+    const current = await cluster.leader()
+    const frozen = cluster.live().find((d) => d !== current)!
+    const writer = new HoldfastClient({ endpoints: [current.url], token: TOKEN })
+    const from = await writer.put('frz/a', 1)
+    const client = new HoldfastClient({ endpoints: [frozen.url, current.url], token: TOKEN, watchIdleMs: 1500 })
+    const stop = new AbortController()
+    t.teardown(() => {
+      stop.abort()
+      frozen.signal('SIGCONT')
+    })
+    const seen: string[] = []
+    const watching = (async () => {
+      for await (const c of client.watch({ prefix: 'frz/', fromRevision: from.revision, signal: stop.signal })) seen.push(`${c.type} ${c.key}`)
+    })()
+    await waitFor(() => seen.length === 1, 'the watch to deliver frz/a')
+    frozen.signal('SIGSTOP')
+    await writer.put('frz/b', 2)
+    await waitFor(() => seen.length === 2, 'the watch to resume on the other endpoint and deliver frz/b')
+    frozen.signal('SIGCONT')
+    stop.abort()
+    await watching
+    t.same(seen, ['put frz/a', 'put frz/b'])
+    await cluster.waitFormed(3)
+  })
+
   await t.test('the holdfast command as a process: exit codes, and watch stops on SIGINT with exit 0', async (t) => {
     const get = await holdfast(['get', 'cas'], env)
     t.same(get, { code: 0, out: '3\n', err: '' })
@@ -195,7 +222,7 @@ t.test('the client subcommands against a cluster of daemon processes', async (t)
 
     const from = JSON.parse((await cli('put', ['sig/a', '1', '--json'])).out) as { revision: number }
     const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, 'watch', '--prefix', 'sig/', '--from-revision', String(from.revision)], {
-      env: { ...process.env, ...env },
+      env: { ...process.env, DEBUG: '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     const exited = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)))
