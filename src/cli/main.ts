@@ -90,7 +90,12 @@ async function runStart(args: readonly string[], io: Io): Promise<number> {
     return configFailure('start', err, io)
   }
   const { startDaemon } = await import('../daemon/daemon.js')
-  const daemon = await startDaemon(config)
+  let daemon
+  try {
+    daemon = await startDaemon(config)
+  } catch (err) {
+    return configFailure('start', err, io)
+  }
   io.stdout.write(`holdfast start: node ${daemon.node.id} in cluster "${config.cluster}", HTTP API on ${config.advertiseUrl}\n`)
   await untilSignal()
   io.stdout.write('holdfast start: stopping (handing leadership over)\n')

@@ -20,7 +20,7 @@ import { HoldfastError, isHoldfastError } from '../errors.js'
 import { loadOrCreateIdentity } from '../identity.js'
 import type { HoldfastNode } from '../node.js'
 import { createSwarmNode } from '../swarm-node.js'
-import { rememberConfig, type StartConfig } from './config.js'
+import { ConfigError, rememberConfig, type StartConfig } from './config.js'
 import { Directory } from './directory.js'
 import { createApiServer } from './http-api.js'
 import { createMetrics } from './metrics.js'
@@ -35,6 +35,10 @@ export const PROMOTE_SLACK = 16
 /** Recent events kept for the status page. */
 export const RECENT_EVENTS = 200
 const PEER_RPC_TIMEOUT_MS = 2_000
+/** How long a node started with --init on a fresh data dir looks for a running cluster first. */
+export const INIT_PROBE_MS = 3_000
+/** After a peer accepted this node's join, how long it waits for the membership to arrive before asking again. */
+const JOIN_SETTLE_MS = 10_000
 const NODE_ID = /^[0-9a-f]{64}$/
 
 const JOIN = 'daemon.join'
@@ -58,29 +62,21 @@ export interface Daemon {
 export async function startDaemon(config: StartConfig): Promise<Daemon> {
   const identity = await loadOrCreateIdentity(config.dataDir)
   await rememberConfig(config)
-  const privateDht = config.bootstrap.length > 0
-  const node = await createSwarmNode({
-    dataDir: config.dataDir,
-    cluster: config.cluster,
-    secret: config.secret,
-    ...(privateDht || config.dhtHost !== undefined || config.dhtPort !== undefined
-      ? {
-          dht: {
-            ...(privateDht ? { bootstrap: [...config.bootstrap] } : {}),
-            ...(config.dhtHost !== undefined ? { host: config.dhtHost } : {}),
-            ...(config.dhtPort !== undefined ? { port: config.dhtPort } : {}),
-            // A private DHT (our own `holdfast dht` bootstrap) means a LAN, a data centre or loopback:
-            // peers are directly reachable, and holepunching between them only costs time.
-            ...(privateDht ? { firewalled: false } : {}),
-          },
-        }
-      : {}),
-    ...(config.init ? { bootstrap: { voters: [identity.id], learners: [] } } : {}),
-    ...(config.tickMs !== undefined ? { tickMs: config.tickMs } : {}),
-    ...(config.electionTicks !== undefined ? { electionTicks: config.electionTicks } : {}),
-    maxValueSize: Math.max(config.maxValueBytes, 64 * 1024),
-    ...(config.vip ? { vip: { address: config.vip.address, device: config.vip.device } } : {}),
-  })
+  let node = await openNode(config, identity.id, false)
+  if (config.init && node.membership().voters.length === 0) {
+    // A fresh data directory with --init: refuse if the swarm already holds this cluster (a second
+    // --init, or the first node wiped and restarted with its original command line), which would
+    // otherwise create a second cluster on the same topic.
+    const existing = await findRunningCluster(node, INIT_PROBE_MS).catch(async (err: unknown) => {
+      await node.close()
+      throw err
+    })
+    await node.close()
+    if (existing !== undefined) {
+      throw new ConfigError(`--init: cluster "${config.cluster}" is already running (peer ${existing.slice(0, 12)}... answered); start this node without --init to join it`)
+    }
+    node = await openNode(config, identity.id, true)
+  }
   const core = new DaemonCore(node, config)
   const metrics = createMetrics(core.context)
   const http = createApiServer(core.context, { metrics })
@@ -113,6 +109,58 @@ export async function startDaemon(config: StartConfig): Promise<Daemon> {
   }
 }
 
+/** Opens the node; `init` bootstraps a new cluster with this node as its only voter (a fresh data dir only). */
+async function openNode(config: StartConfig, id: NodeId, init: boolean): Promise<HoldfastNode> {
+  const privateDht = config.bootstrap.length > 0
+  return createSwarmNode({
+    dataDir: config.dataDir,
+    cluster: config.cluster,
+    secret: config.secret,
+    ...(privateDht || config.dhtHost !== undefined || config.dhtPort !== undefined
+      ? {
+          dht: {
+            ...(privateDht ? { bootstrap: [...config.bootstrap] } : {}),
+            ...(config.dhtHost !== undefined ? { host: config.dhtHost } : {}),
+            ...(config.dhtPort !== undefined ? { port: config.dhtPort } : {}),
+            // A private DHT (our own `holdfast dht` bootstrap) means a LAN, a data centre or loopback:
+            // peers are directly reachable, and holepunching between them only costs time.
+            ...(privateDht ? { firewalled: false } : {}),
+          },
+        }
+      : {}),
+    ...(init ? { bootstrap: { voters: [id], learners: [] } } : {}),
+    ...(config.tickMs !== undefined ? { tickMs: config.tickMs } : {}),
+    ...(config.electionTicks !== undefined ? { electionTicks: config.electionTicks } : {}),
+    maxValueSize: Math.max(config.maxValueBytes, 64 * 1024),
+    ...(config.vip ? { vip: { address: config.vip.address, device: config.vip.device } } : {}),
+  })
+}
+
+/**
+ * Looks for members of this cluster on the swarm for `ms`: a member answers the status request
+ * with its view (the leader) or NOT_LEADER; nodes still joining answer UNAVAILABLE and do not
+ * count. Resolves with the id of the first member that answered.
+ */
+async function findRunningCluster(node: HoldfastNode, ms: number): Promise<NodeId | undefined> {
+  const deadline = Date.now() + ms
+  const asked = new Set<NodeId>()
+  while (Date.now() < deadline) {
+    for (const peer of node.transport.connectedPeers()) {
+      if (asked.has(peer)) continue
+      asked.add(peer)
+      try {
+        await node.request(peer, STATUS, new Uint8Array(0), { timeoutMs: PEER_RPC_TIMEOUT_MS })
+        return peer
+      } catch (err) {
+        if (isHoldfastError(err, 'NOT_LEADER')) return peer
+        asked.delete(peer) // not answering yet (still starting, or a joiner like us): ask again
+      }
+    }
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  return undefined
+}
+
 /** Joining, registration, promotion and the cluster view, around one node. */
 class DaemonCore {
   readonly context: DaemonContext
@@ -123,6 +171,7 @@ class DaemonCore {
   readonly #recent: HoldfastEvent[] = []
   readonly #timer: NodeJS.Timeout
   #busy = false
+  #joinSettleUntil = 0
 
   constructor(node: HoldfastNode, config: StartConfig) {
     this.#node = node
@@ -135,7 +184,11 @@ class DaemonCore {
     })
     node.on('error', (err: unknown) => log('%s: node error: %O', node.id, err))
     node.handle(JOIN, (payload, from) => this.#serveJoin(payload, from))
-    node.handle(STATUS, () => encode(this.#leaderView()))
+    node.handle(STATUS, () => {
+      // NOT_LEADER says "a member of a running cluster"; a node still joining says UNAVAILABLE.
+      if (!this.#isMember() && node.status().role !== 'leader') throw new HoldfastError('UNAVAILABLE', 'not a member of the cluster yet')
+      return encode(this.#leaderView())
+    })
     node.handle(ADMIN, (payload) => this.#serveAdmin(payload))
     this.#timer = setInterval(() => void this.#maintain(), MAINTAIN_MS)
     this.#timer.unref()
@@ -171,7 +224,9 @@ class DaemonCore {
     if (this.#busy) return
     this.#busy = true
     try {
-      if (!this.#isMember()) await this.#join()
+      if (!this.#isMember()) {
+        if (Date.now() >= this.#joinSettleUntil) await this.#join()
+      }
       else await this.#register()
       if (this.#node.status().role === 'leader') {
         if (!this.#directory.clusterRecord()) await this.#directory.putCluster({ voters: this.#config.voters }).catch(ignoreMismatch)
@@ -191,6 +246,8 @@ class DaemonCore {
       try {
         await this.#node.request(peer, JOIN, request, { timeoutMs: PEER_RPC_TIMEOUT_MS })
         log('%s: %s added this node as a learner', this.#node.id, peer)
+        // Ask no one else while the membership travels here: one cluster admits this node, once.
+        this.#joinSettleUntil = Date.now() + JOIN_SETTLE_MS
         return
       } catch (err) {
         if (!isHoldfastError(err, 'NOT_LEADER')) log('%s: join via %s: %s', this.#node.id, peer, (err as Error).message)
