@@ -361,6 +361,16 @@ export class HoldfastNode extends EventEmitter {
     return this.#sm.get(key, pick(options, 'bucket'))
   }
 
+  /**
+   * Waits until this replica reflects every write acknowledged before the call (linearizable,
+   * the default: the leader confirms its leadership with a heartbeat round; 'lease': it trusts its
+   * lease), so that following local reads (getLocal, list) are as fresh as a linearizable get().
+   */
+  async readBarrier(options: Pick<GetOptions, 'consistency' | 'signal' | 'timeoutMs'> = {}): Promise<void> {
+    this.#assertOpen()
+    await this.#readBarrier(options.consistency === 'lease', options)
+  }
+
   /** Reads `key` from the local state machine at once: possibly stale, never blocking. */
   getLocal(key: string, options: { bucket?: string } = {}): KeyValue | undefined {
     this.#assertOpen()

@@ -181,11 +181,9 @@ export function createApiHandler(ctx: DaemonContext, options: ApiServerOptions =
       const limit = intParam(s.query, 'limit', 1, MAX_LIST_LIMIT) ?? DEFAULT_LIST_LIMIT
       const consistency = consistencyParam(s.query)
       if (consistency !== 'stale') {
-        // The library has no bare read barrier: get() performs one (the leader's read index, then
-        // waiting until this node applied it) before its local read. After it, the local list
-        // below reflects every write acknowledged before this request.
+        // After the barrier, the local list below reflects every write acknowledged before this request.
         if (proxied()) s.headers['X-Holdfast-Proxied'] = '1'
-        await node.get(prefix === '' ? 'holdfast/read-barrier' : prefix, { consistency, signal: s.signal, timeoutMs: s.remaining() })
+        await node.readBarrier({ consistency, signal: s.signal, timeoutMs: s.remaining() })
       }
       const found = node.list({ prefix, limit: limit + 1, ...(start ? { start } : {}) })
       const items = found.slice(0, limit).map(kvJson)

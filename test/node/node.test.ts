@@ -169,6 +169,21 @@ t.test('without a quorum a write fails at its deadline or abort instead of hangi
   t.equal(await codeOf(l.get('k', { timeoutMs: 300 })), 'TIMEOUT', 'a linearizable read also needs the majority')
 })
 
+t.test('readBarrier makes the following local reads linearizable, and needs the leader', async (t) => {
+  const c = await startCluster(['a', 'b', 'c'])
+  t.teardown(() => c.close())
+  const l = await c.waitForLeader()
+  const f = [...c.nodes.values()].find((n) => n !== l)!
+  for (let i = 0; i < 20; i++) {
+    await l.put(`rb/${i}`, i)
+    await f.readBarrier()
+    t.equal(f.getLocal(`rb/${i}`)?.value, i, `after the barrier the follower sees write ${i}`)
+    t.equal(f.list({ prefix: 'rb/' }).length, i + 1)
+  }
+  c.network.isolate(f.id)
+  t.equal(await codeOf(f.readBarrier({ timeoutMs: 300 })), 'TIMEOUT', 'cut off from the leader, the barrier does not pass')
+})
+
 t.test('a restarted node keeps its data and catches up', async (t) => {
   const c = await startCluster(['a', 'b', 'c'])
   t.teardown(() => c.close())
