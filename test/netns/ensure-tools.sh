@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the network-namespace tests need, only when it is missing: iproute2 (ip, for
-# namespaces, veths, the bridge and addresses) and iputils-arping (arping, for gratuitous ARP).
+# namespaces, veths, the bridge and addresses; tc, for slow links), iputils-arping (arping, for
+# gratuitous ARP) and nftables (nft, for the fault campaign's partitions and packet loss).
 # Debian/Ubuntu only; needs root. Safe to run again: it does nothing when the tools are there.
 set -euo pipefail
 
@@ -10,6 +11,7 @@ command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 if ! command -v arping >/dev/null 2>&1 || ! arping -V 2>&1 | grep -qi iputils; then
   missing+=(iputils-arping)
 fi
+command -v nft >/dev/null 2>&1 || missing+=(nftables)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
@@ -28,4 +30,4 @@ echo "ensure-tools: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >&2
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-command -v ip >/dev/null && command -v arping >/dev/null
+command -v ip >/dev/null && command -v arping >/dev/null && command -v nft >/dev/null
