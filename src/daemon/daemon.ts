@@ -44,6 +44,7 @@ const NODE_ID = /^[0-9a-f]{64}$/
 const JOIN = 'daemon.join'
 const STATUS = 'daemon.status'
 const ADMIN = 'daemon.admin'
+const EVENTS = 'daemon.events'
 
 type AdminOp = 'promote' | 'demote' | 'remove' | 'transfer'
 
@@ -190,6 +191,7 @@ class DaemonCore {
       return encode(this.#leaderView())
     })
     node.handle(ADMIN, (payload) => this.#serveAdmin(payload))
+    node.handle(EVENTS, () => encode(this.#recent))
     this.#timer = setInterval(() => void this.#maintain(), MAINTAIN_MS)
     this.#timer.unref()
     const self = this
@@ -206,6 +208,7 @@ class DaemonCore {
       remove: (id) => self.#admin('remove', id),
       transfer: (id) => self.#admin('transfer', id),
       recentEvents: () => [...self.#recent],
+      clusterEvents: (options) => self.#clusterEvents(options?.signal),
       events: this.#events,
     }
   }
@@ -349,6 +352,21 @@ class DaemonCore {
       actingId: this.#node.isActing() ? this.#node.id : null,
       members: s.members.map((m) => ({ id: m.id, voter: m.voter, reachable: m.reachable, matchIndex: m.matchIndex ?? null })),
     }
+  }
+
+  async #clusterEvents(signal?: AbortSignal): Promise<readonly HoldfastEvent[]> {
+    const own = [...this.#recent]
+    const leader = this.#node.status().leaderId
+    if (leader === null || leader === this.#node.id) return own
+    let theirs: HoldfastEvent[] = []
+    try {
+      const got = decode(await this.#node.request(leader, EVENTS, new Uint8Array(0), { timeoutMs: PEER_RPC_TIMEOUT_MS, ...(signal ? { signal } : {}) }))
+      if (Array.isArray(got)) theirs = got.filter((e): e is HoldfastEvent => typeof e === 'object' && e !== null && typeof e.type === 'string' && typeof e.time === 'number' && typeof e.node === 'string')
+    } catch (err) {
+      log('%s: leader events unavailable: %s', this.#node.id, (err as Error).message)
+    }
+    // Each node reports only its own events, so the two lists do not overlap.
+    return [...own, ...theirs.filter((e) => e.node !== this.#node.id)].sort((a, b) => a.time - b.time).slice(-RECENT_EVENTS)
   }
 
   async #clusterStatus(signal?: AbortSignal): Promise<ClusterStatus> {

@@ -153,8 +153,8 @@ export function createApiHandler(ctx: DaemonContext, options: ApiServerOptions =
     async status(s) {
       return { status: 200, json: await ctx.clusterStatus({ signal: s.signal }) }
     },
-    async events() {
-      return { status: 200, json: { events: ctx.recentEvents() } }
+    async events(s) {
+      return { status: 200, json: { events: await ctx.clusterEvents({ signal: s.signal }) } }
     },
     async metrics() {
       return { status: 200, text: await metrics.text(), headers: { 'Content-Type': metrics.contentType } }

@@ -354,7 +354,7 @@ const BODY = `
     </table>
   </section>
   <section class="card live">
-    <h2>Recent events <span class="muted">(this node, newest first)</span></h2>
+    <h2>Recent events <span class="muted">(this node and the leader, newest first)</span></h2>
     <p class="muted" data-testid="events-note"></p>
     <table>
       <thead><tr><th>time</th><th>type</th><th>node</th><th class="num">term</th><th>details</th></tr></thead>

@@ -74,8 +74,14 @@ export interface DaemonContext {
   demote(id: NodeId): Promise<void>
   remove(id: NodeId): Promise<void>
   transfer(to: NodeId): Promise<void>
-  /** The most recent events, oldest first (a bounded ring). */
+  /** This node's most recent events, oldest first (a bounded ring). */
   recentEvents(): readonly HoldfastEvent[]
+  /**
+   * The events of this node and of the leader (asked over peer RPC; its own alone when the leader
+   * does not answer), oldest first: elections, acting changes and membership changes are the
+   * leader's, so a page on any node shows them.
+   */
+  clusterEvents(options?: { signal?: AbortSignal }): Promise<readonly HoldfastEvent[]>
   /** Emits 'event' (HoldfastEvent) for each new event, for live views. */
   readonly events: EventEmitter
 }

@@ -18,6 +18,11 @@ t.test('joining, promotion up to --voters, learners beyond, leader-check on exac
   t.ok(ls.members.every((m) => m.voter && m.reachable && m.url !== null), 'all voters, reachable, with their URLs')
   t.equal(ls.targetVoters, 3)
   t.equal(ls.actingId, ls.id, 'the leader acts')
+  // A follower's /v1/events includes the leader's events: its election and acting start.
+  const follower = c.live().find((d) => d !== leader)!
+  const events = (await follower.http('GET', '/v1/events')).body.events as Array<{ type: string; node: string }>
+  t.ok(events.some((e) => e.type === 'actingStart' && e.node === leader.id), "a follower lists the leader's actingStart")
+  t.ok(events.some((e) => e.type === 'x-member' && e.node === leader.id), "and the leader's membership events")
 
   // A fourth node joins as a learner and stays one: the cluster already has its three voters.
   const extra = await c.add()

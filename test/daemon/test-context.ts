@@ -79,6 +79,7 @@ export function testContext(node: HoldfastNode, options: TestContextOptions): Te
     remove: async (id) => void (await options.leader().changeMembership({ type: 'remove', node: id })),
     transfer: (to) => options.leader().transferLeadership(to),
     recentEvents: () => [...recent],
+    clusterEvents: async () => [...recent],
     events,
   }
   return ctx
