@@ -1,112 +1,200 @@
 /**
- * `npm run bench [-- options]`: single-node durable puts through holdfast versus raw lmdb-js, in
- * one run, printed as a table and written as JSON.
+ * `npm run bench [-- options]`: holdfast against etcd and against the hardware, side by side in
+ * one run (see options.ts for the command line, and the README's Performance section). Progress
+ * goes to stderr while it runs; each section's table goes to stdout when the section ends, then
+ * the targets; result.json and one SVG per figure go to --out-dir.
  *
- *   --quick              short intervals (about 15 s in all; the default run takes about 70 s)
- *   --duration <ms>      measured time per system and row (default 10000; quick 1500)
- *   --slices <n>         turns per row: the systems alternate in n intervals (default 5; quick 3)
- *   --warmup <ms>        unmeasured writes per system before each row (default 1000; quick 300)
- *   --concurrency <list> writer counts, comma-separated (default 1,16,64)
- *   --value-size <bytes> value size (default 256)
- *   --dir <path>         where the data directories go: the disk measured (default os.tmpdir())
- *   --out <file>         the JSON result (default <os.tmpdir()>/holdfast-bench-<timestamp>.json)
+ * Every figure is measured in the same run and reported as a ratio, because absolute times on a
+ * shared machine drift. Every process it starts is killed and every data directory removed at
+ * the end, also on failure or Ctrl-C.
  */
-import { writeFile } from 'node:fs/promises'
-import { cpus, tmpdir } from 'node:os'
+import { spawnSync } from 'node:child_process'
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises'
+import { cpus, release, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
-import { benchPuts, type Measurement, type Row } from './put.js'
+import { fileURLToPath } from 'node:url'
+import { ensureEtcd, EtcdCluster } from './etcd.js'
+import { Dht, HoldfastCluster, type Member } from './holdfast-cluster.js'
+import { parseOptions, USAGE, UsageError, type BenchOptions } from './options.js'
+import { removeAtExit, rss } from './procs.js'
+import { writeFigures } from './report/figures.js'
+import { elapsedSeconds, progress } from './report/progress.js'
+import { failoverTable, floorTable, restoreTable, scaleTables, targetsTable, writesTable } from './report/tables.js'
+import { checkTargets } from './report/targets.js'
+import type { BenchResult, FloorSummary, Machine } from './result.js'
+import { runFailover } from './sections/failover.js'
+import { measureFdatasync, measureLoopbackRtt } from './sections/floor.js'
+import { runRestore } from './sections/restore.js'
+import { runFormation, runRss } from './sections/scale.js'
+import { runWrites } from './sections/writes.js'
+import { round3 } from './stats.js'
 
-const USAGE = `usage: npm run bench -- [--quick] [--duration ms] [--slices n] [--warmup ms] [--concurrency 1,16,64] [--value-size 256] [--dir path] [--out file]`
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
-function positiveInt(name: string, s: string): number {
-  const n = Number(s)
-  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got '${s}'\n${USAGE}`)
-  return n
+function sh(cmd: string, args: string[]): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', cwd: ROOT })
+  return r.status === 0 ? r.stdout.trim() : ''
 }
 
-function pad(s: string, n: number, right = false): string {
-  return right ? s.padEnd(n) : s.padStart(n)
-}
-
-/** The comparison as a fixed-width table: one line per writer count. */
-export function formatTable(rows: readonly Row[]): string {
-  const head = ['writers', 'raw w/s', 'raw p50', 'raw p99', 'holdfast w/s', 'hf p50', 'hf p99', 'w/s ratio', 'p50 ratio']
-  const widths = [7, 10, 8, 8, 12, 8, 8, 9, 9]
-  const ms = (v: number): string => `${v.toFixed(2)}ms`
-  const line = (cells: string[]): string => cells.map((c, i) => pad(c, widths[i]!)).join('  ')
-  const out = [line(head), line(widths.map((w) => '-'.repeat(w)))]
-  for (const r of rows) {
-    out.push(
-      line([
-        String(r.concurrency),
-        r.raw.writesPerSec.toFixed(0),
-        ms(r.raw.p50Ms),
-        ms(r.raw.p99Ms),
-        r.holdfast.writesPerSec.toFixed(0),
-        ms(r.holdfast.p50Ms),
-        ms(r.holdfast.p99Ms),
-        r.throughputRatio.toFixed(2),
-        r.p50Ratio.toFixed(2),
-      ]),
-    )
+function machine(dir: string, etcdVersion: string | null): Machine {
+  const commit = sh('git', ['rev-parse', '--short', 'HEAD'])
+  const dirty = sh('git', ['status', '--porcelain', '--untracked-files=no', '--', 'src', 'benchmarks', 'package.json']) !== ''
+  return {
+    cpuModel: cpus()[0]?.model.replace(/\s+/g, ' ').trim() ?? 'unknown',
+    cores: cpus().length,
+    memoryBytes: totalmem(),
+    os: `${process.platform} ${release()} ${process.arch}`,
+    node: process.version,
+    etcd: etcdVersion,
+    disk: sh('findmnt', ['-no', 'SOURCE,FSTYPE', '-T', dir]).replace(/\s+/g, ' ') || 'unknown',
+    commit: commit ? `${commit}${dirty ? '+dirty' : ''}` : 'unknown',
   }
-  return out.join('\n')
+}
+
+function print(text: string): void {
+  process.stdout.write(`\n${text}\n`)
+}
+
+/** The 3-node cluster of the write rows and the RSS figure: an embedded leader and two daemons. */
+async function writeCluster(dir: string, dht: Dht): Promise<{ cluster: HoldfastCluster; leader: Member }> {
+  const cluster = await HoldfastCluster.create({ dir, name: 'writes', dht, voters: 3 })
+  const leader = await cluster.add('embedded', { init: true })
+  await cluster.add('daemon')
+  await cluster.add('daemon')
+  let current = await cluster.waitFormed(3)
+  if (current !== leader) {
+    // The embedded member created the cluster and normally leads; if not, it is handed leadership.
+    await fetch(`${current.url}/v1/leader/transfer`, { method: 'POST', body: JSON.stringify({ to: leader.id }) })
+    current = await cluster.waitFormed(3)
+    if (current !== leader) throw new Error('the embedded member does not lead the write cluster')
+  }
+  return { cluster, leader }
+}
+
+async function run(o: BenchOptions): Promise<BenchResult> {
+  const started = new Date()
+  await mkdir(o.dir, { recursive: true })
+  const work = await mkdtemp(join(o.dir, 'holdfast-bench-'))
+  if (!o.keep) removeAtExit(work)
+  const outDir = o.outDir ?? join(tmpdir(), `holdfast-bench-${started.toISOString().replace(/[:.]/g, '-')}`)
+  await mkdir(outDir, { recursive: true })
+  const has = (s: string): boolean => o.sections.has(s as never)
+
+  const needsEtcd = o.etcd && (has('writes') || has('failover'))
+  const etcd = needsEtcd ? ensureEtcd() : undefined
+  const result: BenchResult = {
+    benchmark: 'holdfast vs etcd vs the hardware',
+    date: started.toISOString(),
+    command: `npm run bench${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`,
+    quick: o.quick,
+    machine: machine(o.dir, etcd?.version ?? null),
+    options: { ...o, sections: [...o.sections] },
+  }
+  progress('bench', `data under ${work}; results to ${outDir}; ${result.machine.cpuModel}, ${result.machine.cores} cores, ${result.machine.disk}; commit ${result.machine.commit}`)
+  const dht = has('writes') || has('failover') || has('restore') || has('scale') ? await Dht.start() : undefined
+
+  if (has('writes') || has('scale')) {
+    progress('writes', 'starting a 3-node holdfast cluster (embedded leader + 2 daemons)' + (has('writes') && etcd ? ' and a 3-member etcd cluster' : ''))
+    const { cluster, leader } = await writeCluster(work, dht!)
+    const before = new Map(cluster.members.map((m) => [m, rss(m.pid)?.rssBytes ?? 0]))
+    let written = 0
+    try {
+      if (has('writes')) {
+        const etcdCluster = etcd ? await EtcdCluster.start(etcd.path, join(work, 'etcd-writes')) : undefined
+        try {
+          const w = await runWrites({ concurrency: o.concurrency, valueSize: o.valueSize, durationMs: o.durationMs, slices: o.slices, warmupMs: o.warmupMs, dir: work, leader, etcd: etcdCluster })
+          written = w.holdfastKeys
+          result.writes = { valueSize: o.valueSize, rows: w.rows }
+          print(writesTable(result.writes))
+        } finally {
+          await etcdCluster?.destroy()
+        }
+      }
+      if (has('scale')) {
+        const r = await runRss(cluster, leader, o.rssKeys, written, o.valueSize, before)
+        result.scale = { rss: r, note: '' }
+      }
+    } finally {
+      await cluster.destroy()
+    }
+  }
+
+  if (has('floor')) {
+    progress('floor', 'fdatasync latency of the data disk and the loopback round trip')
+    const fdatasync = measureFdatasync(work, o.quick ? 200 : 1000)
+    const loopbackRtt = await measureLoopbackRtt(o.quick ? 1000 : 5000)
+    const one = result.writes?.rows.find((r) => r.concurrency === 1)
+    const lmdb = one?.systems.raw?.p50Ms ?? null
+    const emb = one?.systems.embedded?.p50Ms ?? null
+    const fsyncRttMs = round3(fdatasync.p50Ms + loopbackRtt.p50Ms)
+    const lmdbRttMs = lmdb === null ? null : round3(lmdb + loopbackRtt.p50Ms)
+    const floor: FloorSummary = {
+      fdatasync,
+      loopbackRtt,
+      lmdbPutP50Ms: lmdb,
+      embeddedP50Ms: emb,
+      fsyncRttMs,
+      lmdbRttMs,
+      embeddedVsFsyncRtt: emb === null ? null : round3(emb / fsyncRttMs),
+      embeddedVsLmdbRtt: emb === null || lmdbRttMs === null ? null : round3(emb / lmdbRttMs),
+    }
+    result.floor = floor
+    print(floorTable(floor))
+  }
+
+  if (has('failover')) {
+    progress('failover', `${o.failoverReps} SIGKILLs of the leader per system, under ${o.failoverWriters} writers`)
+    result.failover = await runFailover({ reps: o.failoverReps, dir: work, dht: dht!, timings: o.failoverTimings, etcd: etcd?.path, writers: o.failoverWriters, settleMs: o.failoverSettleMs })
+    print(failoverTable(result.failover))
+  }
+
+  if (has('restore')) {
+    progress('restore', `restoring a wiped node holding ${o.restoreSizes.map((s) => `${(s / 1e6).toFixed(0)} MB`).join(', then ')} of state`)
+    result.restore = await runRestore({ sizes: o.restoreSizes, dir: work, dht: dht! })
+    print(restoreTable(result.restore))
+  }
+
+  if (has('scale')) {
+    progress('scale', `forming clusters of ${o.scaleSizes.join(', ')} nodes over hyperswarm`)
+    const formation = await runFormation(o.scaleSizes, work, dht!)
+    result.scale = {
+      ...result.scale,
+      formation,
+      note: 'holdfast has no gossip layer: membership is replicated through the Raft log and member URLs through the replicated directory, so convergence is the time until every node\'s /v1/status lists every member with its URL.',
+    }
+    print(scaleTables(result.scale))
+  }
+
+  await dht?.stop()
+  result.targets = checkTargets(result)
+  print(targetsTable(result.targets))
+  result.durationSeconds = Math.round(elapsedSeconds())
+  result.figures = await writeFigures(result, outDir)
+  const file = join(outDir, 'result.json')
+  await writeFile(file, JSON.stringify(result, null, 2) + '\n')
+  print(`result: ${file}\nfigures: ${result.figures.map((f) => join(outDir, f)).join(' ')}\ntook ${result.durationSeconds} s`)
+  return result
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      quick: { type: 'boolean', default: false },
-      duration: { type: 'string' },
-      warmup: { type: 'string' },
-      slices: { type: 'string' },
-      concurrency: { type: 'string', default: '1,16,64' },
-      'value-size': { type: 'string', default: '256' },
-      dir: { type: 'string' },
-      out: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-    strict: true,
-  })
-  if (values.help) {
-    process.stdout.write(`${USAGE}\n`)
+  let o
+  try {
+    o = parseOptions(process.argv.slice(2))
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err
+    process.stderr.write(`bench: ${err.message}\n\n${USAGE}\n`)
+    process.exit(2)
+  }
+  if (o === 'help') {
+    process.stdout.write(USAGE + '\n')
     return
   }
-  const options = {
-    dir: values.dir ?? tmpdir(),
-    concurrency: values.concurrency.split(',').map((c) => positiveInt('concurrency', c.trim())),
-    valueSize: positiveInt('value-size', values['value-size']),
-    durationMs: values.duration !== undefined ? positiveInt('duration', values.duration) : values.quick ? 1500 : 10_000,
-    slices: values.slices !== undefined ? positiveInt('slices', values.slices) : values.quick ? 3 : 5,
-    warmupMs: values.warmup !== undefined ? positiveInt('warmup', values.warmup) : values.quick ? 300 : 1000,
-  }
-  const started = new Date()
-  process.stdout.write(
-    `durable single-node puts: holdfast vs raw lmdb-js; ${options.valueSize}-byte values, ${options.durationMs} ms per system and row in ${options.slices} alternating slices, after ${options.warmupMs} ms warm-up; data under ${options.dir}\n`,
-  )
-  const rows = await benchPuts({
-    ...options,
-    onMeasurement: (m: Measurement) =>
-      process.stderr.write(`  ${m.system} x${m.concurrency}: ${m.writes} writes in ${m.seconds.toFixed(2)} s, ${m.writesPerSec.toFixed(0)} w/s\n`),
-  })
-  process.stdout.write(`\n${formatTable(rows)}\n\n`)
-  const result = {
-    benchmark: 'durable single-node puts, holdfast vs raw lmdb-js',
-    date: started.toISOString(),
-    node: process.version,
-    platform: `${process.platform} ${process.arch}`,
-    cpus: cpus().length,
-    options,
-    rows,
-  }
-  const json = JSON.stringify(result, null, 2)
-  const out = values.out ?? join(tmpdir(), `holdfast-bench-${started.toISOString().replace(/[:.]/g, '-')}.json`)
-  await writeFile(out, json + '\n')
-  process.stdout.write(`${json}\n\nwritten to ${out}\n`)
+  await run(o)
+  // Clients and timers of the sections may hold the loop open for a while; the run is over.
+  process.exit(0)
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`)
-  process.exitCode = 1
+  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+  process.exit(1)
 })
