@@ -31,7 +31,7 @@ export function counterSum(metrics: string, name: string): number {
 }
 
 async function badRequests(driver: Driver, url: string): Promise<number | undefined> {
-  const a = await driver.http({ url: `${url}/metrics`, method: 'GET', timeoutMs: 3_000 })
+  const a = await driver.http({ url: `${url}/metrics`, method: 'GET', timeoutMs: 3_000, maxText: 1_000_000 })
   return a.status === 200 ? counterSum(a.text, 'holdfast_http_bad_requests_total') : undefined
 }
 

@@ -36,7 +36,7 @@ export interface CampaignSummary {
   clusters: Record<string, number>
   faults: Record<string, number>
   operations: { recorded: number; checked: number; acknowledged: number; unknown: number; proxied: number }
-  leaseSamples: number
+  leaseSamples: { samples: number; passing: number }
   violations: number
   recovery: { boundMs: typeof RECOVERY; firstWriteMs: Distribution; caughtUpMs: Distribution }
   security: Record<string, number>
@@ -92,7 +92,7 @@ export function summarize(results: readonly RunResult[], durationMs: number): Ca
     clusters,
     faults,
     operations,
-    leaseSamples: results.reduce((s, r) => s + r.leaseSamples.samples, 0),
+    leaseSamples: { samples: results.reduce((s, r) => s + r.leaseSamples.samples, 0), passing: results.reduce((s, r) => s + r.leaseSamples.passing, 0) },
     violations: results.reduce((s, r) => s + r.violations.length, 0),
     recovery: {
       boundMs: RECOVERY,
@@ -114,7 +114,7 @@ export function formatSummary(s: CampaignSummary): string {
       .sort((a, b) => b[1] - a[1])
       .map(([k, v]) => `  ${k.padEnd(16)} ${v}`),
     `operations checked: ${s.operations.checked} of ${s.operations.recorded} recorded (${s.operations.acknowledged} acknowledged, ${s.operations.unknown} writes of unknown outcome, ${s.operations.proxied} proxied)`,
-    `leader-check samples: ${s.leaseSamples}`,
+    `leader-check samples: ${s.leaseSamples.samples} (${s.leaseSamples.passing} passing; never two nodes in overlapping windows)`,
     `violations: ${s.violations}`,
     `recovery after the faults stop (bounds ${ms(s.recovery.boundMs.firstWriteMs)} / ${ms(s.recovery.boundMs.caughtUpMs)}):`,
     ...(['firstWriteMs', 'caughtUpMs'] as const).map((k) => {

@@ -39,7 +39,7 @@ export async function httpRequest(req: HttpRequest, token: string): Promise<Http
         parsed = undefined
       }
     }
-    return { status: res.status, text: text.slice(0, 4000), ...(parsed !== undefined ? { body: parsed } : {}), ...(res.headers.get('x-holdfast-proxied') ? { proxied: true } : {}) }
+    return { status: res.status, text: text.slice(0, req.maxText ?? 4000), ...(parsed !== undefined ? { body: parsed } : {}), ...(res.headers.get('x-holdfast-proxied') ? { proxied: true } : {}) }
   } catch (err) {
     return { status: 0, text: '', error: failureClass(err) }
   }

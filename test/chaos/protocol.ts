@@ -85,6 +85,8 @@ export interface HttpRequest {
   /** Send the bearer token (default true); a string sends that token instead. */
   auth?: boolean | string
   timeoutMs?: number
+  /** Characters of the answer's text kept. @default 4000 */
+  maxText?: number
 }
 
 export interface PeerAttack {

@@ -121,6 +121,8 @@ export class ChaosRun {
   spare!: Daemon
   /** Admin work that must finish before the cluster counts as recovered (removals, re-promotions). */
   pending = new Set<Promise<void>>()
+  /** The undos of the faults still in force when the fault phase ended (run by the heal). */
+  readonly finalUndos: Array<() => Promise<void>> = []
   #dht: ReturnType<typeof spawnHoldfast> | undefined
   readonly #start = Date.now()
 
@@ -324,13 +326,14 @@ export class ChaosRun {
 
   /** Removes every fault, restarts what is down, and measures the recovery. */
   async healAndRecover(): Promise<RunResult['recovery']> {
+    const healAt = wallNow()
+    for (const undo of this.finalUndos.splice(0)) await undo()
     await this.net.healAll()
     for (const d of this.daemons) {
       if (d.paused) d.signal('SIGCONT')
       if (!d.running) d.start()
     }
     if (this.spare.paused) this.spare.signal('SIGCONT')
-    const healAt = wallNow()
     this.log('healed: faults removed, every daemon running')
     await this.updateTargets()
     // The first acknowledged write, through any daemon.

@@ -281,6 +281,11 @@ export async function runSchedule(run: ChaosRun, until: number): Promise<void> {
       }
     }
     await sleep(run.rng.int(1_500, 4_000))
+    if (Date.now() >= until && securityDone) {
+      // The last step's faults stay in force: the heal undoes them, and the recovery is timed from there.
+      run.finalUndos.push(...undos.reverse())
+      return
+    }
     for (const u of undos.reverse()) await u()
     await run.updateTargets()
     await sleep(run.rng.int(500, 1_500))
