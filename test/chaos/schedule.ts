@@ -265,7 +265,7 @@ export async function runSchedule(run: ChaosRun, until: number): Promise<void> {
     const security = !securityDone && (Date.now() > until - 15_000 || run.rng.chance(0.25))
     const first = security ? SECURITY : pickFault(run, FAULTS.filter((f) => f.category !== 'security'))
     const step = [first]
-    if (first.category !== 'security' && run.rng.chance(0.4)) {
+    if (first.category !== 'security' && run.rng.chance(0.5)) {
       step.push(pickFault(run, FAULTS.filter((f) => f.category !== first.category && f.category !== 'security')))
     }
     const undos: Array<() => Promise<void>> = []
@@ -280,7 +280,7 @@ export async function runSchedule(run: ChaosRun, until: number): Promise<void> {
         if (f.category === 'security') securityDone = true
       }
     }
-    await sleep(run.rng.int(1_500, 4_000))
+    await sleep(run.rng.int(1_000, 3_000))
     if (Date.now() >= until && securityDone) {
       // The last step's faults stay in force: the heal undoes them, and the recovery is timed from there.
       run.finalUndos.push(...undos.reverse())
@@ -288,7 +288,7 @@ export async function runSchedule(run: ChaosRun, until: number): Promise<void> {
     }
     for (const u of undos.reverse()) await u()
     await run.updateTargets()
-    await sleep(run.rng.int(500, 1_500))
+    await sleep(run.rng.int(300, 1_000))
   }
   if (!securityDone) {
     await SECURITY.apply(run)

@@ -66,18 +66,20 @@ export class Workload {
       const key = keyName(rng.int(0, this.config.keys - 1))
       const roll = rng.next()
       const value = `c${client}-${seq++}`
+      let op: RecordedOp
       if (roll < this.config.writeOnceShare) {
-        await this.#write(client, target, `${WRITE_ONCE_PREFIX}${value}`, value)
+        op = await this.#write(client, target, `${WRITE_ONCE_PREFIX}${value}`, value)
       } else if (roll < 0.45) {
-        await this.#read(client, target, key, rng.next() < 0.3 ? 'lease' : 'linearizable', seen)
+        op = await this.#read(client, target, key, rng.next() < 0.3 ? 'lease' : 'linearizable', seen)
       } else if (roll < 0.75 || !seen.has(key)) {
-        const op = await this.#write(client, target, key, value)
+        op = await this.#write(client, target, key, value)
         if (op.outcome === 'ok' && op.revision !== undefined) seen.set(key, { value, revision: op.revision })
       } else {
-        const last = seen.get(key)!
-        const op = await this.#cas(client, target, key, value, last)
+        op = await this.#cas(client, target, key, value, seen.get(key)!)
         if (op.outcome === 'ok' && op.revision !== undefined) seen.set(key, { value, revision: op.revision })
       }
+      // A daemon that refused the connection (killed, not restarted yet) is not asked again at once.
+      if (op.code === 'refused') await new Promise((r) => setTimeout(r, 50))
     }
   }
 
@@ -85,7 +87,7 @@ export class Workload {
     return `${target.url}/v1/kv/${encodeURIComponent(key)}${query}`
   }
 
-  async #read(client: number, target: Target, key: string, consistency: 'linearizable' | 'lease', seen: Map<string, { value: string | null; revision: number }>): Promise<void> {
+  async #read(client: number, target: Target, key: string, consistency: 'linearizable' | 'lease', seen: Map<string, { value: string | null; revision: number }>): Promise<RecordedOp> {
     const call = wallNow()
     const a = await httpRequest({ url: this.#url(target, key, consistency === 'lease' ? '?consistency=lease' : ''), method: 'GET', timeoutMs: this.config.opTimeoutMs }, this.config.token)
     const ret = wallNow()
@@ -108,6 +110,7 @@ export class Workload {
       op.outcome = a.status === 0 && !NOT_SENT.has(a.error ?? '') ? 'unknown' : 'notApplied'
     }
     this.ops.push(op)
+    return op
   }
 
   async #write(client: number, target: Target, key: string, value: string): Promise<RecordedOp> {
