@@ -1181,8 +1181,13 @@ export class RaftCore {
       }
       if (n > 0) this.#pendingReads.splice(0, n)
     }
-    for (const seq of this.#seqSentAt.keys()) {
-      if (seq < acked) this.#seqSentAt.delete(seq)
+    // A round's send time is kept while it could still grant a lease (sent less than an election
+    // timeout ago), not only while the current majority has yet to acknowledge it: promoting a
+    // learner can make the acknowledged round an earlier one, which the learner answered.
+    // Forgetting it would drop the lease (and the acting instance) for no reason; a round older
+    // than that grants no lease, so forgetting it changes nothing.
+    for (const [seq, sentAt] of this.#seqSentAt) {
+      if (seq < acked && sentAt + this.#electionTicks <= this.#ticks) this.#seqSentAt.delete(seq)
       else break
     }
   }

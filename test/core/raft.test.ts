@@ -453,3 +453,30 @@ t.test('regression (sim finding 4): reordered appends do not make the leader res
   t.ok(appends < 300, `with ${appends} appends for a gap of about 100 entries, every round shuffled`)
   t.ok(h.core(f).stats.bufferedAppends > 0, 'early appends were held, not rejected')
 })
+
+t.test('regression (daemon finding): promoting a learner does not cost the leader its lease', async (t) => {
+  // A lone voter leads with a learner that acknowledges every heartbeat round. The learner's
+  // answer to the latest round is still in flight when the leader promotes it: the new majority
+  // (both) has acknowledged only the previous round, whose send time the leader must still know,
+  // or its lease (and so its acting instance, and the VIP) drops until the next round returns.
+  // With three voters, b's answer is held back too: a and c acknowledged the latest round, which
+  // was a majority of three but is not one of four.
+  for (const [voters, learner, slow] of [[['a'], 'z', []], [['a', 'b', 'c'], 'z', ['b']]] as const) {
+    const h = new Harness([...voters], { learners: [learner] })
+    h.bootstrapLeader('a')
+    h.tick(undefined, 5)
+    t.ok(h.core('a').hasLease(), `${voters.length} voter(s): the leader holds a lease`)
+    let held = 0
+    const late: readonly string[] = [learner, ...slow]
+    const hold = (m: { type: string; from: string }): boolean => !(m.type === 'heartbeatResp' && late.includes(m.from) && held++ >= 0)
+    h.filters.push(hold)
+    h.tick(['a'], 1) // a new round goes out; the learner's answer is held back
+    h.core('a').changeMembership({ type: 'promote', node: learner })
+    t.ok(h.core('a').membership().voters.includes(learner), 'the promotion is in the log')
+    t.ok(held > 0, 'the learner answered the new round, and the answer is held back')
+    t.ok(h.core('a').hasLease(), `${voters.length} voter(s): the lease survives the promotion`)
+    h.filters = h.filters.filter((f) => f !== hold)
+    h.tick(undefined, 3)
+    t.ok(h.core('a').hasLease(), 'and once the answers arrive')
+  }
+})
