@@ -667,7 +667,11 @@ export class RaftCore {
 
   #tickElection(): void {
     this.#electionElapsed++
-    if (this.#promotable() && this.#electionElapsed >= this.#randomizedElectionTimeout) {
+    // The only voter has no one to wait for: no other node can win an election in its membership
+    // (any other node's vote count needs this node), so it campaigns on its first tick.
+    const voters = this.membership().voters
+    const alone = voters.length === 1 && voters[0] === this.id
+    if (this.#promotable() && (alone || this.#electionElapsed >= this.#randomizedElectionTimeout)) {
       this.#electionElapsed = 0
       this.#campaign(false)
     }

@@ -480,3 +480,16 @@ t.test('regression (daemon finding): promoting a learner does not cost the leade
     t.ok(h.core('a').hasLease(), 'and once the answers arrive')
   }
 })
+
+t.test('the only voter campaigns on its first tick; with others it waits out an election timeout', async (t) => {
+  const solo = new Harness(['solo'])
+  solo.tick(['solo'], 1)
+  t.equal(solo.core('solo').role, 'leader', 'a lone voter leads after one tick')
+  const withLearner = new Harness(['a'], { learners: ['l'] })
+  withLearner.tick(undefined, 1)
+  t.equal(withLearner.core('a').role, 'leader', 'learners do not count: still the only voter')
+  t.equal(withLearner.core('l').role, 'follower')
+  const pair = new Harness(['a', 'b'])
+  pair.tick(undefined, 5)
+  t.notOk(pair.leader(), 'two voters: nobody campaigns before the election timeout (10 ticks)')
+})
