@@ -8,6 +8,8 @@
 import { readFile, stat, writeFile, rename, mkdir } from 'node:fs/promises'
 import { isIP } from 'node:net'
 import { join, resolve } from 'node:path'
+import { DEFAULT_TICK_MS } from '../options.js'
+import { DEFAULT_VIP_LIFETIME_SEC } from '../vip/manager.js'
 
 /** A configuration problem: the message is one line naming the setting. The command exits 2. */
 export class ConfigError extends Error {
@@ -78,7 +80,7 @@ export const START_OPTIONS: readonly OptionSpec[] = [
   { name: 'max-value-bytes', kind: 'int', arg: 'N', help: 'largest value a PUT accepts (default 1048576)', remembered: true },
   { name: 'tick-ms', kind: 'int', arg: 'MS', help: 'Raft tick (default 100)', remembered: true },
   { name: 'election-ticks', kind: 'int', arg: 'N', help: 'election timeout in ticks, randomized up to twice that (default 10)', remembered: true },
-  { name: 'vip', kind: 'string', arg: 'CIDR', help: 'virtual IP held by the acting node, e.g. 10.0.0.100/24 (needs --vip-device, root)', remembered: true },
+  { name: 'vip', kind: 'string', arg: 'CIDR', help: 'virtual IP held by the acting node, e.g. 10.0.0.100/24 (needs --vip-device, root; raises the default election timeout above 3 s)', remembered: true },
   { name: 'vip-device', kind: 'string', arg: 'DEV', help: 'network device for --vip', remembered: true },
   { name: 'config', kind: 'path', arg: 'FILE', help: 'JSON file with any of these options (keys as the flag names)', remembered: false },
 ]
@@ -89,6 +91,8 @@ export const DEFAULT_MAX_VALUE_BYTES = 1024 * 1024
 /** The record of earlier starts in the data directory. */
 export const REMEMBERED_FILE = 'daemon.json'
 const MIN_SECRET_BYTES = 16
+/** How long a VIP outlives its holder's last refresh at most: its lifetime plus the kernel's rounding. */
+const VIP_EXPIRY_MS = DEFAULT_VIP_LIFETIME_SEC * 1000 + 1000
 const MAX_CLUSTER_NAME = 128
 
 /** The environment variable of an option: --secret-file → HOLDFAST_SECRET_FILE. */
@@ -246,7 +250,7 @@ export async function loadStartConfig(args: readonly string[], env: NodeJS.Proce
 
   const maxValueBytes = intOption(raw, 'max-value-bytes', 1, 64 * 1024 * 1024) ?? DEFAULT_MAX_VALUE_BYTES
   const tickMs = intOption(raw, 'tick-ms', 1, 10_000)
-  const electionTicks = intOption(raw, 'election-ticks', 3, 1000)
+  let electionTicks = intOption(raw, 'election-ticks', 3, 1000)
 
   const vipAddress = str('vip')
   const vipDevice = str('vip-device')
@@ -256,6 +260,15 @@ export async function loadStartConfig(args: readonly string[], env: NodeJS.Proce
     const bits = isIP(ip ?? '')
     if (bits === 0 || len === undefined || more !== undefined || !/^\d+$/.test(len) || Number(len) > (bits === 4 ? 32 : 128)) throw new ConfigError(`--vip: expected an address with a prefix length (10.0.0.100/24), got "${vipAddress}"`)
     if (!/^[A-Za-z0-9_.:-]{1,15}$/.test(vipDevice!)) throw new ConfigError(`--vip-device: "${vipDevice}" is not a network device name`)
+    // A SIGKILLed holder's address expires by itself VIP_EXPIRY_MS after its last refresh; no
+    // other node may be elected (and add the address) before that, so the shortest election
+    // timeout must be longer.
+    const tick = tickMs ?? DEFAULT_TICK_MS
+    const needed = Math.floor(VIP_EXPIRY_MS / tick) + 1
+    if (electionTicks === undefined) electionTicks = needed
+    else if (electionTicks * tick <= VIP_EXPIRY_MS) {
+      throw new ConfigError(`--vip needs an election timeout over ${VIP_EXPIRY_MS} ms (the VIP's ${DEFAULT_VIP_LIFETIME_SEC} s lifetime plus 1 s of kernel rounding): use --election-ticks ${needed} or more with --tick-ms ${tick}`)
+    }
   }
 
   return {

@@ -77,6 +77,7 @@ t.test('invalid configuration is one clear line', async (t) => {
   await refused(t, [...base, '--vip', '10.0.0.1/24'], {}, /--vip and --vip-device go together/)
   await refused(t, [...base, '--vip', '10.0.0.1', '--vip-device', 'eth0'], {}, /--vip: expected an address with a prefix length/)
   await refused(t, [...base, '--vip', '10.0.0.1/24', '--vip-device', 'eth0; rm -rf /'], {}, /not a network device name/)
+  await refused(t, [...base, '--vip', '10.0.0.1/24', '--vip-device', 'eth0', '--election-ticks', '30'], {}, /--vip needs an election timeout over 3000 ms .*: use --election-ticks 31 or more/)
   await refused(t, [...base, '--advertise-url', 'ftp://x'], {}, /--advertise-url/)
   await refused(t, [...base, '--dht-host', 'not-an-ip'], {}, /--dht-host/)
   await refused(t, [...base, '--cluster', 'c1'], {}, /given twice/)
@@ -90,6 +91,18 @@ t.test('invalid configuration is one clear line', async (t) => {
   await refused(t, [...base, '--config', conf], {}, /unknown option "nope"/)
   await writeFile(conf, JSON.stringify([1]))
   await refused(t, [...base, '--config', conf], {}, /expected a JSON object/)
+})
+
+t.test('a VIP gets an election timeout longer than its expiry', async (t) => {
+  const c = await loadStartConfig([...base, '--vip', '10.0.0.1/24', '--vip-device', 'eth0'], {}, dir)
+  t.same(c.vip, { address: '10.0.0.1/24', device: 'eth0' })
+  t.equal(c.electionTicks, 31, 'default 100 ms ticks: 31 ticks, over 3 s')
+  const fast = await loadStartConfig([...base, '--vip', '10.0.0.1/24', '--vip-device', 'eth0', '--tick-ms', '50'], {}, dir)
+  t.equal(fast.electionTicks, 61)
+  const explicit = await loadStartConfig([...base, '--vip', '10.0.0.1/24', '--vip-device', 'eth0', '--election-ticks', '40'], {}, dir)
+  t.equal(explicit.electionTicks, 40, 'an explicit long enough value is kept')
+  const none = await loadStartConfig(base, {}, dir)
+  t.equal(none.electionTicks, undefined, 'without a VIP the library default stands')
 })
 
 t.test('helpers', async (t) => {
