@@ -121,6 +121,8 @@ export class ChaosRun {
   spare!: Daemon
   /** Admin work that must finish before the cluster counts as recovered (removals, re-promotions). */
   pending = new Set<Promise<void>>()
+  /** Ids the schedule tried to demote: promoted back by the recovery whenever they are learners. */
+  readonly demoted = new Set<string>()
   /** The undos of the faults still in force when the fault phase ended (run by the heal). */
   readonly finalUndos: Array<() => Promise<void>> = []
   #dht: ReturnType<typeof spawnHoldfast> | undefined
@@ -262,6 +264,16 @@ export class ChaosRun {
     void p.finally(() => this.pending.delete(p))
   }
 
+  /** Promotes a demoted node back unless it is a voter or no member (any more); true when nothing is left to do. */
+  async promoteBack(id: string): Promise<boolean> {
+    const s = await this.leaderStatus()
+    const m = s?.members.find((x) => x.id === id)
+    if (!s) return false
+    if (!m || m.voter) return true
+    const p = await this.admin('POST', `/v1/members/${id}/promote`)
+    return p.status === 200
+  }
+
   // ------------------------------------------------------------------ the run
 
   async execute(schedule: (run: ChaosRun, until: number) => Promise<void>): Promise<RunResult> {
@@ -354,6 +366,8 @@ export class ChaosRun {
       if (this.pending.size > 0) return undefined
       const leader = await this.leaderStatus()
       if (!leader) return undefined
+      // A demotion that took effect after its answer was lost: promote it back, as an operator would.
+      for (const id of this.demoted) if (leader.members.some((m) => m.id === id && !m.voter)) void this.promoteBack(id).catch(() => {})
       const running = this.all().filter((d) => d.running)
       const statuses = await Promise.all(running.map((d) => this.statusOf(d)))
       if (statuses.some((s) => s === undefined || s.appliedIndex < probe.revision)) return undefined
