@@ -96,6 +96,10 @@ const FAULTS: Fault[] = [
     category: 'process',
     weight: 1,
     async apply(run) {
+      // Not while an earlier wipe's old id is still a member: two dead voters of three would
+      // leave no majority to remove either (an operator's mistake, not a fault of the product).
+      const s = await run.leaderStatus()
+      if (!s || run.pending.size > 0 || run.all().some((x) => x.formerIds.some((id) => s.members.some((m) => m.id === id)))) return undefined
       const d = run.rng.pick(liveCore(run).filter((x) => x.id))
       if (!d) return undefined
       const old = d.id!
