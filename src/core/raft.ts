@@ -32,6 +32,8 @@ import { entrySize } from './types.js'
 export const DEFAULT_ELECTION_TICKS = 10
 /** @default 1 */
 export const DEFAULT_HEARTBEAT_TICKS = 1
+/** For a follower receiving a snapshot or lagging, the leader keeps up to this many log tails more than usual. */
+export const SNAPSHOT_HOLD_TAILS = 4
 /** @default 2 */
 export const DEFAULT_LEASE_MARGIN_TICKS = 2
 /** @default 256 */
@@ -1199,7 +1201,18 @@ export class RaftCore {
   // ---------------------------------------------------------------- helpers
 
   #compactionPoint(): SnapshotMeta | undefined {
-    const to = Math.min(this.#snapshotPoint, this.#log.applied) - this.#logTail
+    let to = Math.min(this.#snapshotPoint, this.#log.applied) - this.#logTail
+    if (this.#role === 'leader') {
+      // Keep the entries a live follower needs next: after the snapshot it is being sent, or after
+      // its match. Otherwise a follower that just installed a snapshot (or lags a little) needs
+      // another snapshot, and on a busy cluster another after that. The hold is bounded, so a
+      // follower stuck in a transfer or far behind cannot make the log grow forever.
+      for (const [id, pr] of this.#progress) {
+        if (id === this.id) continue
+        const needs = pr.state === 'snapshot' ? pr.pendingSnapshot : pr.recentActive ? pr.match : 0
+        if (needs > 0) to = Math.max(Math.min(to, needs), to - SNAPSHOT_HOLD_TAILS * this.#logTail)
+      }
+    }
     const first = this.#log.firstIndex()
     const batch = Math.max(1, Math.floor(this.#logTail / 4))
     if (to < first + batch || this.#log.pendingSnapshot()) return undefined
