@@ -17,6 +17,15 @@ import { Child, freeTcpPort, freeUdpPort, waitFor } from './procs.js'
 const MAIN = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url))
 const EMBEDDED = fileURLToPath(new URL('./embedded-node.ts', import.meta.url))
 
+/**
+ * Extra node flags for every member process, from HOLDFAST_BENCH_NODE_ARGS (space-separated), e.g.
+ * "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the members (node refuses --cpu-prof in
+ * NODE_OPTIONS). The profile is written when a member exits cleanly.
+ */
+function nodeArgs(): string[] {
+  return (process.env['HOLDFAST_BENCH_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '')
+}
+
 /** The environment of every child: without DEBUG (its output would cost CPU and fill the pipes). */
 function childEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env }
@@ -76,10 +85,10 @@ export class Member {
   start(args: readonly string[] = this.args): void {
     this.startedAt = performance.now()
     if (this.kind === 'daemon') {
-      this.child = new Child(this.name, process.execPath, ['--import', 'tsx', MAIN, 'start', ...args], { env: childEnv() })
+      this.child = new Child(this.name, process.execPath, [...nodeArgs(), '--import', 'tsx', MAIN, 'start', ...args], { env: childEnv() })
       return
     }
-    this.child = new Child(this.name, process.execPath, ['--import', 'tsx', EMBEDDED, ...args], {
+    this.child = new Child(this.name, process.execPath, [...nodeArgs(), '--import', 'tsx', EMBEDDED, ...args], {
       env: childEnv(),
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       serialization: 'advanced',
@@ -142,6 +151,16 @@ export class Member {
 
   async kill(): Promise<void> {
     await this.child.kill()
+  }
+
+  /** Stops the process cleanly (SIGTERM; the embedded member over IPC), SIGKILL after `graceMs`. */
+  async stop(graceMs = 15_000): Promise<void> {
+    if (!this.running) return
+    if (this.kind === 'embedded') void this.request({ op: 'stop' }).catch(() => {})
+    else this.child.proc.kill('SIGTERM')
+    const timer = setTimeout(() => this.child.proc.kill('SIGKILL'), graceMs)
+    await this.child.exited
+    clearTimeout(timer)
   }
 
   /** A request to an embedded member; rejects if it fails or the member exits. */
@@ -228,6 +247,10 @@ export class HoldfastCluster {
   async waitFormed(voters: number, ms = 120_000): Promise<Member> {
     return waitFor(async () => {
       const live = this.live()
+      if (live.length < voters) {
+        const dead = this.members.filter((m) => !m.running).map((m) => `${m.name}:\n${m.child.output.slice(-1500)}`)
+        throw new Error(`cluster ${this.#options.name} cannot form ${voters} voters: only ${live.length} members run\n${dead.join('\n')}`)
+      }
       const ss = await Promise.all(live.map((m) => m.status()))
       const i = ss.findIndex((s) => s?.role === 'leader' && s.view === 'leader')
       if (i < 0) return undefined
@@ -239,9 +262,13 @@ export class HoldfastCluster {
     }, `cluster ${this.#options.name} to form with ${voters} voters`, ms, 25)
   }
 
-  /** Removes the cluster's directory (members must be stopped). */
+  /**
+   * Stops every member and removes the cluster's directory. Members are SIGKILLed, unless
+   * HOLDFAST_BENCH_NODE_ARGS is set: then they stop cleanly, so their profiles are written.
+   */
   async destroy(): Promise<void> {
-    await Promise.all(this.members.map((m) => m.kill()))
+    const profiling = nodeArgs().length > 0
+    await Promise.all(this.members.map((m) => (profiling ? m.stop() : m.kill())))
     await rm(this.dir, { recursive: true, force: true })
   }
 }

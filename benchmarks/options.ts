@@ -30,7 +30,10 @@ JSON file and SVG plots. The full run takes about 25 minutes; --quick about 4.
   --dir PATH              where the data directories go: the disk measured (default ${tmpdir()})
   --out-dir PATH          where result.json and the SVGs go (default <tmpdir>/holdfast-bench-<time>)
   --keep                  keep the data directories
-  --help                  this text`
+  --help                  this text
+
+HOLDFAST_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" passes node flags to every holdfast
+process (profiles are written when a process exits cleanly, e.g. the failover restarts do not).`
 
 export interface BenchOptions {
   readonly quick: boolean

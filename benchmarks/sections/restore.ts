@@ -57,8 +57,9 @@ export interface RestoreResult {
  */
 function fillPlan(bytes: number): { valueSize: number; perTxn: number; count: number } {
   const entryBytes = Math.min(65536, Math.max(256, Math.floor(bytes / 13_000)))
-  const valueSize = Math.min(entryBytes, 4096)
-  return { valueSize, perTxn: Math.max(1, Math.floor(entryBytes / valueSize)), count: Math.ceil(bytes / valueSize) }
+  const perTxn = Math.ceil(entryBytes / 4096)
+  const valueSize = Math.floor(entryBytes / perTxn)
+  return { valueSize, perTxn, count: Math.ceil(bytes / valueSize) }
 }
 
 function timed(cmd: string, args: string[]): number {
