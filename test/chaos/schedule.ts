@@ -96,10 +96,13 @@ const FAULTS: Fault[] = [
     category: 'process',
     weight: 1,
     async apply(run) {
-      // Not while an earlier wipe's old id is still a member: two dead voters of three would
-      // leave no majority to remove either (an operator's mistake, not a fault of the product).
+      // A wipe destroys a voter's copy for good. Only when the voters are back at target, all of
+      // them running, and no earlier removal is pending: otherwise the wipe could leave no majority
+      // (say, one of two voters), which no product survives: an operator's mistake, not a fault.
       const s = await run.leaderStatus()
-      if (!s || run.pending.size > 0 || run.all().some((x) => x.formerIds.some((id) => s.members.some((m) => m.id === id)))) return undefined
+      if (!s || run.pending.size > 0) return undefined
+      const voters = s.members.filter((m) => m.voter)
+      if (voters.length < s.targetVoters || !voters.every((m) => run.byId(m.id)?.running)) return undefined
       const d = run.rng.pick(liveCore(run).filter((x) => x.id))
       if (!d) return undefined
       const old = d.id!
