@@ -65,7 +65,7 @@ interface EtcdStatus {
 export class EtcdCluster {
   readonly members: EtcdMember[]
   readonly dir: string
-  readonly #http = new HttpClient(64)
+  readonly #http = new HttpClient(256)
 
   private constructor(dir: string, members: EtcdMember[]) {
     this.dir = dir

@@ -58,6 +58,8 @@ export interface BenchResult {
   scale?: { formation?: readonly FormationResult[]; rss?: RssResult; note: string }
   targets?: readonly TargetResult[]
   durationSeconds?: number
+  /** Seconds each part of the run took (cluster starts included). */
+  sectionSeconds?: Record<string, number>
   /** Figures written next to result.json. */
   figures?: readonly string[]
 }

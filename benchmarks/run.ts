@@ -90,6 +90,13 @@ async function run(o: BenchOptions): Promise<BenchResult> {
     machine: machine(o.dir, etcd?.version ?? null),
     options: { ...o, sections: [...o.sections] },
   }
+  const sectionSeconds: Record<string, number> = {}
+  let mark = elapsedSeconds()
+  const done = (section: string): void => {
+    const now = elapsedSeconds()
+    sectionSeconds[section] = Math.round(now - mark)
+    mark = now
+  }
   progress('bench', `data under ${work}; results to ${outDir}; ${result.machine.cpuModel}, ${result.machine.cores} cores, ${result.machine.disk}; commit ${result.machine.commit}`)
   const dht = has('writes') || has('failover') || has('restore') || has('scale') ? await Dht.start() : undefined
 
@@ -110,9 +117,11 @@ async function run(o: BenchOptions): Promise<BenchResult> {
           await etcdCluster?.destroy()
         }
       }
+      if (has('writes')) done('writes')
       if (has('scale')) {
         const r = await runRss(cluster, leader, o.rssKeys, written, o.valueSize, before)
         result.scale = { rss: r, note: '' }
+        done('rss')
       }
     } finally {
       await cluster.destroy()
@@ -140,18 +149,21 @@ async function run(o: BenchOptions): Promise<BenchResult> {
     }
     result.floor = floor
     print(floorTable(floor))
+    done('floor')
   }
 
   if (has('failover')) {
     progress('failover', `${o.failoverReps} SIGKILLs of the leader per system, under ${o.failoverWriters} writers`)
     result.failover = await runFailover({ reps: o.failoverReps, dir: work, dht: dht!, timings: o.failoverTimings, etcd: etcd?.path, writers: o.failoverWriters, settleMs: o.failoverSettleMs })
     print(failoverTable(result.failover))
+    done('failover')
   }
 
   if (has('restore')) {
     progress('restore', `restoring a wiped node holding ${o.restoreSizes.map((s) => `${(s / 1e6).toFixed(0)} MB`).join(', then ')} of state`)
     result.restore = await runRestore({ sizes: o.restoreSizes, dir: work, dht: dht! })
     print(restoreTable(result.restore))
+    done('restore')
   }
 
   if (has('scale')) {
@@ -163,16 +175,18 @@ async function run(o: BenchOptions): Promise<BenchResult> {
       note: 'holdfast has no gossip layer: membership is replicated through the Raft log and member URLs through the replicated directory, so convergence is the time until every node\'s /v1/status lists every member with its URL.',
     }
     print(scaleTables(result.scale))
+    done('formation')
   }
 
   await dht?.stop()
   result.targets = checkTargets(result)
   print(targetsTable(result.targets))
   result.durationSeconds = Math.round(elapsedSeconds())
+  result.sectionSeconds = sectionSeconds
   result.figures = await writeFigures(result, outDir)
   const file = join(outDir, 'result.json')
   await writeFile(file, JSON.stringify(result, null, 2) + '\n')
-  print(`result: ${file}\nfigures: ${result.figures.map((f) => join(outDir, f)).join(' ')}\ntook ${result.durationSeconds} s`)
+  print(`result: ${file}\nfigures: ${result.figures.map((f) => join(outDir, f)).join(' ')}\ntook ${result.durationSeconds} s (${Object.entries(sectionSeconds).map(([k, v]) => `${k} ${v} s`).join(', ')})`)
   return result
 }
 

@@ -6,7 +6,9 @@
  *
  * The load: `writers` HTTP writers spread over every member; a writer whose request fails or
  * times out moves to the next member after a 5 ms pause, as a client with all endpoints would.
- * Followers forward writes to the leader in both systems. Between repetitions the killed member
+ * Besides, a probe write goes to every member every 20 ms without waiting for the earlier ones,
+ * so the times are not quantised by the writers' timeouts (a write forwarded to the dead leader
+ * waits for its timeout). Followers forward writes to the leader in both systems. Between repetitions the killed member
  * is restarted on its data directory and the cluster is whole again before the next kill.
  */
 import { randomBytes } from 'node:crypto'
@@ -19,6 +21,12 @@ import { randomText } from '../load.js'
 import { sleep, waitFor } from '../procs.js'
 import { progress } from '../report/progress.js'
 import { median, round3 } from '../stats.js'
+
+/** How long a load writer waits for its write, and a probe for its. */
+const WRITE_TIMEOUT_MS = 2_000
+const PROBE_TIMEOUT_MS = 1_000
+/** One probe write to every member this often, ms: the resolution of the failover times. */
+const PROBE_EVERY_MS = 20
 
 /** One holdfast timing to measure. */
 export interface HoldfastTiming {
@@ -60,19 +68,26 @@ export interface FailoverSeries {
   readonly leaderCheckMaxMs?: number
 }
 
-/** Writers that keep writing through a failover and remember when each write was sent and acknowledged. */
+/**
+ * Writers that keep writing through a failover, and probes, and when each write was sent and
+ * acknowledged. A writer waits for its write (up to `timeoutMs`), so a write stuck on the dead
+ * leader blocks its writer; the probes do not wait: every PROBE_EVERY_MS one probe write goes to
+ * each member, so the first write that can succeed after the kill is sent within that period.
+ */
 class FailoverLoad {
   #stopped = false
   readonly #acks: Array<{ sent: number; acked: number }> = []
   readonly #done: Promise<void>
+  readonly #probes = new Set<Promise<void>>()
+  readonly #timer: NodeJS.Timeout
 
-  constructor(endpoints: number, writers: number, put: (endpoint: number, key: string) => Promise<void>) {
+  constructor(endpoints: number, writers: number, put: (endpoint: number, key: string, timeoutMs: number) => Promise<void>) {
     const writer = async (w: number): Promise<void> => {
       let ep = w % endpoints
       for (let i = 0; !this.#stopped; i++) {
         const sent = performance.now()
         try {
-          await put(ep, `failover/${w}/${i}`)
+          await put(ep, `failover/${w}/${i}`, WRITE_TIMEOUT_MS)
           this.#acks.push({ sent, acked: performance.now() })
         } catch {
           ep = (ep + 1) % endpoints
@@ -81,6 +96,18 @@ class FailoverLoad {
       }
     }
     this.#done = Promise.all(Array.from({ length: writers }, (_, w) => writer(w))).then(() => {})
+    let n = 0
+    this.#timer = setInterval(() => {
+      for (let ep = 0; ep < endpoints; ep++) {
+        const sent = performance.now()
+        const p: Promise<void> = put(ep, `failover/probe/${n++}`, PROBE_TIMEOUT_MS).then(
+          () => void this.#acks.push({ sent, acked: performance.now() }),
+          () => {},
+        )
+        this.#probes.add(p)
+        void p.finally(() => this.#probes.delete(p))
+      }
+    }, PROBE_EVERY_MS)
   }
 
   /** The first acknowledgement of a write sent at or after `t`. */
@@ -96,7 +123,8 @@ class FailoverLoad {
 
   async stop(): Promise<void> {
     this.#stopped = true
-    await this.#done
+    clearInterval(this.#timer)
+    await Promise.all([this.#done, ...this.#probes])
   }
 }
 
@@ -117,7 +145,7 @@ async function holdfastFailover(o: FailoverOptions, timing: HoldfastTiming, n: n
   // A restarted node helps elect no one for an election timeout after it boots: the next kill waits that out.
   const bootQuietMs = 2 * timing.electionTicks * timing.tickMs + 500
   const body = Buffer.from(JSON.stringify(randomText(254)))
-  const http = new HttpClient(o.writers * 3)
+  const http = new HttpClient(o.writers + (3 * PROBE_TIMEOUT_MS) / PROBE_EVERY_MS + 16)
   const reps: FailoverRep[] = []
   try {
     for (let i = 0; i < 3; i++) await cluster.add('daemon', { init: i === 0 })
@@ -125,7 +153,7 @@ async function holdfastFailover(o: FailoverOptions, timing: HoldfastTiming, n: n
     const members = cluster.members
     for (let rep = 0; rep < o.reps; rep++) {
       await waitFor(() => members.every((m) => performance.now() - m.startedAt >= bootQuietMs), 'the boot quiet period')
-      const load = new FailoverLoad(members.length, o.writers, (ep, key) => putKv(http, members[ep]!.url, key, body, 1_000))
+      const load = new FailoverLoad(members.length, o.writers, (ep, key, timeoutMs) => putKv(http, members[ep]!.url, key, body, timeoutMs))
       let killedAt = 0
       let victim: Member | undefined
       try {
@@ -167,7 +195,7 @@ async function etcdFailover(o: FailoverOptions, etcdPath: string): Promise<Failo
   try {
     const members = cluster.members
     for (let rep = 0; rep < o.reps; rep++) {
-      const load = new FailoverLoad(members.length, o.writers, (ep, key) => cluster.httpPut(members[ep]!, key, value, 1_000))
+      const load = new FailoverLoad(members.length, o.writers, (ep, key, timeoutMs) => cluster.httpPut(members[ep]!, key, value, timeoutMs))
       let victim: EtcdMember | undefined
       try {
         await sleep(o.settleMs)

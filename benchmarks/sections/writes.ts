@@ -119,6 +119,7 @@ export async function runWrites(o: WritesOptions): Promise<WritesResult> {
   }
   try {
     for (const c of o.concurrency) {
+      progress('writes', `${c} writer${c === 1 ? '' : 's'}: ${o.warmupMs} ms warm-up, then ${o.slices} turns of ${Math.round(o.durationMs / o.slices)} ms per system`)
       const samples: Partial<Record<WriteSystem, Samples>> = {}
       for (const s of systems) {
         samples[s] = emptySamples()
