@@ -12,7 +12,7 @@ export type Section = (typeof SECTIONS)[number]
 export const USAGE = `usage: npm run bench -- [options]
 
 Measures holdfast against etcd and against the hardware, side by side in one run, and writes a
-JSON file and SVG plots. The full run takes about 25 minutes; --quick about 4.
+JSON file and SVG plots. The full run takes about 15 minutes on 2 cores; --quick about 2.
 
   --quick                 short intervals and small states (the CI smoke run)
   --only LIST             sections to run: ${SECTIONS.join(',')} (default: all)
