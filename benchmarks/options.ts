@@ -23,6 +23,8 @@ JSON file and SVG plots. The full run takes about 15 minutes on 2 cores; --quick
   --value-size BYTES      value size of the write rows (default 256)
   --failover-reps N       SIGKILLs of the leader per system (default 10; quick 2)
   --failover-timings LIST holdfast timings: default (tick 100 ms), fast (tick 50 ms) (default both)
+  --failover-timeout MS   wait for the next write after a kill before the repetition is recorded as
+                          timed out (default 60000)
   --restore-sizes LIST    state sizes to restore, e.g. 100MB,1GB (default; quick 4MB)
   --scale-sizes LIST      cluster sizes to form (default 3,5,7)
   --rss-keys N            keys held when RSS is measured (default 1000000; quick 50000)
@@ -31,6 +33,10 @@ JSON file and SVG plots. The full run takes about 15 minutes on 2 cores; --quick
   --out-dir PATH          where result.json and the SVGs go (default <tmpdir>/holdfast-bench-<time>)
   --keep                  keep the data directories
   --help                  this text
+
+Exit code: 0; 1 when a section (or a failover system) failed (the others still run and are
+reported); 2 on a usage error; 3 when failover repetitions timed out (without --quick; with
+--quick that is 0). Timed-out repetitions are listed under the failover table and in the JSON.
 
 HOLDFAST_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR" passes node flags to every holdfast
 process (profiles are written when a process exits cleanly, e.g. the failover restarts do not).`
@@ -47,6 +53,7 @@ export interface BenchOptions {
   readonly failoverSettleMs: number
   readonly failoverWriters: number
   readonly failoverTimings: readonly HoldfastTiming[]
+  readonly failoverTimeoutMs: number
   readonly restoreSizes: readonly number[]
   readonly scaleSizes: readonly number[]
   readonly rssKeys: number
@@ -96,6 +103,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
         'value-size': { type: 'string', default: '256' },
         'failover-reps': { type: 'string' },
         'failover-timings': { type: 'string', default: 'default,fast' },
+        'failover-timeout': { type: 'string', default: '60000' },
         'restore-sizes': { type: 'string' },
         'scale-sizes': { type: 'string', default: '3,5,7' },
         'rss-keys': { type: 'string' },
@@ -141,6 +149,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
     failoverSettleMs: q ? 500 : 1000,
     failoverWriters: 16,
     failoverTimings: timings,
+    failoverTimeoutMs: positiveInt('failover-timeout', values['failover-timeout']),
     restoreSizes: list('restore-sizes', values['restore-sizes'] ?? (q ? '4MB' : '100MB,1GB'), parseSize).sort((a, b) => a - b),
     scaleSizes,
     rssKeys: values['rss-keys'] !== undefined ? positiveInt('rss-keys', values['rss-keys']) : q ? 50_000 : 1_000_000,

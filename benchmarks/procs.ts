@@ -90,15 +90,25 @@ export function track(proc: ChildProcess): void {
   proc.on('exit', () => children.delete(proc))
 }
 
-/** Polls `pred` every `everyMs` until it returns a truthy value; throws after `ms` (a guard against hangs). */
-export async function waitFor<T>(pred: () => T | undefined | false | Promise<T | undefined | false>, what: string, ms = 120_000, everyMs = 20): Promise<T> {
+/**
+ * Polls `pred` every `everyMs` until it returns a truthy value, and returns it; undefined once
+ * `ms` have passed without one (for a measurement whose deadline is a result, not an error).
+ */
+export async function pollUntil<T>(pred: () => T | undefined | false | Promise<T | undefined | false>, ms: number, everyMs = 20): Promise<T | undefined> {
   const deadline = performance.now() + ms
   for (;;) {
     const v = await pred()
     if (v) return v
-    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+    if (performance.now() > deadline) return undefined
     await sleep(everyMs)
   }
+}
+
+/** Polls `pred` every `everyMs` until it returns a truthy value; throws after `ms` (a guard against hangs). */
+export async function waitFor<T>(pred: () => T | undefined | false | Promise<T | undefined | false>, what: string, ms = 120_000, everyMs = 20): Promise<T> {
+  const v = await pollUntil(pred, ms, everyMs)
+  if (v === undefined) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+  return v
 }
 
 /** A pause that is part of what is measured (load running before a kill), never synchronisation. */

@@ -60,6 +60,10 @@ export interface BenchResult {
   durationSeconds?: number
   /** Seconds each part of the run took (cluster starts included). */
   sectionSeconds?: Record<string, number>
+  /** Sections (or failover systems) that failed: the run exits 1 when there is any. */
+  errors?: readonly string[]
+  /** Failover repetitions that timed out (also in their series); the run exits 3 without --quick when there is any. */
+  timedOut?: readonly string[]
   /** Figures written next to result.json. */
   figures?: readonly string[]
 }

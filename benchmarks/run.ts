@@ -5,7 +5,9 @@
  * the targets; result.json and one SVG per figure go to --out-dir.
  *
  * Every figure is measured in the same run and reported as a ratio, because absolute times on a
- * shared machine drift. Every process it starts is killed and every data directory removed at
+ * shared machine drift. A section that fails is reported and the run goes on to the next one,
+ * then exits 1; a failover repetition that times out is a result (shown in the table and the
+ * JSON), not a failure: the run exits 0 with --quick, 3 without (see USAGE). Every process it starts is killed and every data directory removed at
  * the end, also on failure or Ctrl-C.
  */
 import { spawnSync } from 'node:child_process'
@@ -15,14 +17,14 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ensureEtcd, EtcdCluster } from './etcd.js'
 import { Dht, HoldfastCluster, type Member } from './holdfast-cluster.js'
-import { parseOptions, USAGE, UsageError, type BenchOptions } from './options.js'
+import { parseOptions, USAGE, UsageError, type BenchOptions, type Section } from './options.js'
 import { removeAtExit, rss } from './procs.js'
 import { writeFigures } from './report/figures.js'
 import { elapsedSeconds, progress } from './report/progress.js'
 import { failoverTable, floorTable, restoreTable, scaleTables, targetsTable, writesTable } from './report/tables.js'
 import { checkTargets } from './report/targets.js'
 import type { BenchResult, FloorSummary, Machine } from './result.js'
-import { runFailover } from './sections/failover.js'
+import { runFailover, timeoutText } from './sections/failover.js'
 import { measureFdatasync, measureLoopbackRtt } from './sections/floor.js'
 import { runRestore } from './sections/restore.js'
 import { runFormation, runRss } from './sections/scale.js'
@@ -99,8 +101,19 @@ async function run(o: BenchOptions): Promise<BenchResult> {
   }
   progress('bench', `data under ${work}; results to ${outDir}; ${result.machine.cpuModel}, ${result.machine.cores} cores, ${result.machine.disk}; commit ${result.machine.commit}`)
   const dht = has('writes') || has('failover') || has('restore') || has('scale') ? await Dht.start() : undefined
+  const errors: string[] = []
+  /** Runs one section; its failure is recorded and printed, and the next section still runs. */
+  const section = async (name: string, body: () => Promise<void>): Promise<void> => {
+    try {
+      await body()
+    } catch (err) {
+      const text = err instanceof Error ? (err.stack ?? err.message) : String(err)
+      errors.push(`${name}: ${text.split('\n')[0]}`)
+      process.stderr.write(`bench: section ${name} FAILED: ${text}\n`)
+    }
+  }
 
-  if (has('writes') || has('scale')) {
+  if (has('writes') || has('scale')) await section(has('writes') ? 'writes' : 'rss', async () => {
     progress('writes', 'starting a 3-node holdfast cluster (embedded leader + 2 daemons)' + (has('writes') && etcd ? ' and a 3-member etcd cluster' : ''))
     const { cluster, leader } = await writeCluster(work, dht!)
     const before = new Map(cluster.members.map((m) => [m, rss(m.pid)?.rssBytes ?? 0]))
@@ -126,9 +139,9 @@ async function run(o: BenchOptions): Promise<BenchResult> {
     } finally {
       await cluster.destroy()
     }
-  }
+  })
 
-  if (has('floor')) {
+  if (has('floor')) await section('floor', async () => {
     progress('floor', 'fdatasync latency of the data disk and the loopback round trip')
     const fdatasync = measureFdatasync(work, o.quick ? 200 : 1000)
     const loopbackRtt = await measureLoopbackRtt(o.quick ? 1000 : 5000)
@@ -150,23 +163,24 @@ async function run(o: BenchOptions): Promise<BenchResult> {
     result.floor = floor
     print(floorTable(floor))
     done('floor')
-  }
+  })
 
-  if (has('failover')) {
+  if (has('failover')) await section('failover', async () => {
     progress('failover', `${o.failoverReps} SIGKILLs of the leader per system, under ${o.failoverWriters} writers`)
-    result.failover = await runFailover({ reps: o.failoverReps, dir: work, dht: dht!, timings: o.failoverTimings, etcd: etcd?.path, writers: o.failoverWriters, settleMs: o.failoverSettleMs })
+    result.failover = await runFailover({ reps: o.failoverReps, dir: work, dht: dht!, timings: o.failoverTimings, etcd: etcd?.path, writers: o.failoverWriters, settleMs: o.failoverSettleMs, timeoutMs: o.failoverTimeoutMs })
     print(failoverTable(result.failover))
+    for (const s of result.failover) if (s.error !== undefined) errors.push(`failover, ${s.system}: ${s.error.split('\n')[0]}`)
     done('failover')
-  }
+  })
 
-  if (has('restore')) {
+  if (has('restore')) await section('restore', async () => {
     progress('restore', `restoring a wiped node holding ${o.restoreSizes.map((s) => `${(s / 1e6).toFixed(0)} MB`).join(', then ')} of state`)
     result.restore = await runRestore({ sizes: o.restoreSizes, dir: work, dht: dht! })
     print(restoreTable(result.restore))
     done('restore')
-  }
+  })
 
-  if (has('scale')) {
+  if (has('scale')) await section('scale', async () => {
     progress('scale', `forming clusters of ${o.scaleSizes.join(', ')} nodes over hyperswarm`)
     const formation = await runFormation(o.scaleSizes, work, dht!)
     result.scale = {
@@ -176,16 +190,23 @@ async function run(o: BenchOptions): Promise<BenchResult> {
     }
     print(scaleTables(result.scale))
     done('formation')
-  }
+  })
 
   await dht?.stop()
   result.targets = checkTargets(result)
   print(targetsTable(result.targets))
   result.durationSeconds = Math.round(elapsedSeconds())
   result.sectionSeconds = sectionSeconds
+  // Every section asked for must have its figures: one without them is a failure even if nothing threw.
+  const produced: Record<Section, boolean> = { writes: !!result.writes, floor: !!result.floor, failover: !!result.failover, restore: !!result.restore, scale: !!(result.scale?.formation && result.scale.rss) }
+  for (const s of o.sections) if (!produced[s] && !errors.some((e) => e.startsWith(s))) errors.push(`${s}: the section produced no result`)
+  result.errors = errors
+  result.timedOut = (result.failover ?? []).flatMap((s) => s.reps.flatMap((r, i) => (r.timedOut ? [`failover, ${s.system}, rep ${i + 1}/${s.reps.length}: ${timeoutText(r.timedOut)}`] : [])))
   result.figures = await writeFigures(result, outDir)
   const file = join(outDir, 'result.json')
   await writeFile(file, JSON.stringify(result, null, 2) + '\n')
+  if (result.timedOut.length > 0) print(`MEASUREMENTS TIMED OUT (recorded in the table and the JSON${o.quick ? '' : '; exit code 3'}):\n${result.timedOut.map((t) => `  ${t}`).join('\n')}`)
+  if (errors.length > 0) print(`FAILED (exit code 1):\n${errors.map((e) => `  ${e}`).join('\n')}`)
   print(`result: ${file}\nfigures: ${result.figures.map((f) => join(outDir, f)).join(' ')}\ntook ${result.durationSeconds} s (${Object.entries(sectionSeconds).map(([k, v]) => `${k} ${v} s`).join(', ')})`)
   return result
 }
@@ -203,9 +224,9 @@ async function main(): Promise<void> {
     process.stdout.write(USAGE + '\n')
     return
   }
-  await run(o)
+  const r = await run(o)
   // Clients and timers of the sections may hold the loop open for a while; the run is over.
-  process.exit(0)
+  process.exit((r.errors?.length ?? 0) > 0 ? 1 : (r.timedOut?.length ?? 0) > 0 && !o.quick ? 3 : 0)
 }
 
 main().catch((err: unknown) => {

@@ -49,8 +49,8 @@ export async function writeFigures(r: BenchResult, dir: string): Promise<string[
   if (r.failover && r.failover.length > 0) {
     const series: Series[] = []
     for (const s of r.failover) {
-      series.push({ name: `${s.system.split(',')[0]}${s.system.includes('tick 50') ? ' (tick 50)' : ''}: write`, points: s.reps.map((x, i) => [i + 1, x.writeMs] as const) })
-      if (s.leaderCheckMedianMs !== undefined) series.push({ name: `${s.system.split(',')[0]}${s.system.includes('tick 50') ? ' (tick 50)' : ''}: leader-check`, points: s.reps.map((x, i) => [i + 1, x.leaderCheckMs ?? NaN] as const) })
+      series.push({ name: `${s.system.split(',')[0]}${s.system.includes('tick 50') ? ' (tick 50)' : ''}: write`, points: s.reps.flatMap((x, i) => (x.writeMs === null ? [] : [[i + 1, x.writeMs] as const])) })
+      if (s.leaderCheckMedianMs !== undefined) series.push({ name: `${s.system.split(',')[0]}${s.system.includes('tick 50') ? ' (tick 50)' : ''}: leader-check`, points: s.reps.flatMap((x, i) => (x.leaderCheckMs === undefined || x.leaderCheckMs === null ? [] : [[i + 1, x.leaderCheckMs] as const])) })
     }
     files.push([
       'failover.svg',

@@ -1,5 +1,6 @@
 /** The terminal tables: one per section, fixed width, right-aligned numbers. */
 import type { BenchResult, TargetResult } from '../result.js'
+import { timeoutText } from '../sections/failover.js'
 import { SYSTEM_LABEL, WRITE_SYSTEMS } from '../sections/writes.js'
 
 /** A fixed-width table: the first column left-aligned, the others right-aligned. */
@@ -57,18 +58,27 @@ export function floorTable(f: NonNullable<BenchResult['floor']>): string {
 
 export function failoverTable(series: NonNullable<BenchResult['failover']>): string {
   const etcd = series.find((s) => s.system.startsWith('etcd'))
-  return 'Failover: SIGKILL of the leader under load (16 HTTP writers over every member)\n' + table(
-    ['system', 'reps', 'write median ms', 'write max ms', 'leader-check median ms', 'leader-check max ms', 'median / etcd'],
+  const ratio = (s: (typeof series)[number]): string =>
+    etcd && s !== etcd && s.writeMedianMs !== null && etcd.writeMedianMs !== null ? x(s.writeMedianMs / etcd.writeMedianMs) : ''
+  const text = 'Failover: SIGKILL of the leader under load (16 HTTP writers over every member)\n' + table(
+    ['system', 'reps', 'timed out', 'write median ms', 'write max ms', 'leader-check median ms', 'leader-check max ms', 'median / etcd'],
     series.map((s) => [
       s.system,
       `${s.reps.length}`,
+      s.timedOut > 0 ? `${s.timedOut}` : '',
       ms(s.writeMedianMs),
       ms(s.writeMaxMs),
       ms(s.leaderCheckMedianMs),
       ms(s.leaderCheckMaxMs),
-      etcd && s !== etcd ? x(s.writeMedianMs / etcd.writeMedianMs) : '',
+      ratio(s),
     ]),
   )
+  // Timed-out repetitions are left out of the medians and maxima, so each is listed; a failed system too.
+  const notes = series.flatMap((s) => [
+    ...s.reps.flatMap((r, i) => (r.timedOut ? [`  ${s.system}, rep ${i + 1}/${s.reps.length}: ${timeoutText(r.timedOut)}`] : [])),
+    ...(s.error !== undefined ? [`  ${s.system}: FAILED after ${s.reps.length} repetition${s.reps.length === 1 ? '' : 's'}: ${s.error.split('\n')[0]}`] : []),
+  ])
+  return notes.length > 0 ? `${text}\n${notes.join('\n')}` : text
 }
 
 export function restoreTable(rs: NonNullable<BenchResult['restore']>): string {

@@ -10,6 +10,11 @@
  * so the times are not quantised by the writers' timeouts (a write forwarded to the dead leader
  * waits for its timeout). Followers forward writes to the leader in both systems. Between repetitions the killed member
  * is restarted on its data directory and the cluster is whole again before the next kill.
+ *
+ * A repetition whose write (or leader-check 200) does not come within `timeoutMs` is recorded as
+ * timed out, with the members' state then, and the series goes on; the table and the JSON show
+ * it. Any other failure of a system (a member that exits, a cluster that does not become whole
+ * again) ends that system's series with `error` set, and the run goes on to the next system.
  */
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
@@ -18,7 +23,7 @@ import { HoldfastCluster, type Member } from '../holdfast-cluster.js'
 import { EtcdCluster, type EtcdMember } from '../etcd.js'
 import { HttpClient, putKv } from '../http-client.js'
 import { randomText } from '../load.js'
-import { sleep, waitFor } from '../procs.js'
+import { pollUntil, sleep, waitFor } from '../procs.js'
 import { progress } from '../report/progress.js'
 import { median, round3 } from '../stats.js'
 
@@ -50,22 +55,46 @@ export interface FailoverOptions {
   readonly writers: number
   /** Load before each kill, ms. */
   readonly settleMs: number
+  /** How long a repetition waits for its write (and leader-check) after the kill before it is recorded as timed out, ms. */
+  readonly timeoutMs: number
+}
+
+/** A repetition that did not see what it waits for within the deadline. */
+export interface FailoverTimeout {
+  /** The deadline, ms after the kill. */
+  readonly afterMs: number
+  /** What had not come, e.g. "an acknowledged write". */
+  readonly missing: string
+  /** The members' state at the deadline. */
+  readonly members: string
 }
 
 export interface FailoverRep {
-  /** Kill to the first acknowledged write sent after it, ms. */
-  readonly writeMs: number
-  /** Kill to the first 200 from /v1/leader-check on a surviving node, ms (holdfast only). */
-  readonly leaderCheckMs?: number
+  /** Kill to the first acknowledged write sent after it, ms; null when none came before the deadline. */
+  readonly writeMs: number | null
+  /** Kill to the first 200 from /v1/leader-check on a surviving node, ms (holdfast only); null when none came. */
+  readonly leaderCheckMs?: number | null
+  /** Set when the repetition timed out: its figures above are those that came in time. */
+  readonly timedOut?: FailoverTimeout
 }
 
 export interface FailoverSeries {
   readonly system: string
   readonly reps: readonly FailoverRep[]
-  readonly writeMedianMs: number
-  readonly writeMaxMs: number
-  readonly leaderCheckMedianMs?: number
-  readonly leaderCheckMaxMs?: number
+  /** Repetitions that timed out (they are in `reps`, and left out of the medians and maxima). */
+  readonly timedOut: number
+  /** Over the repetitions with a write; null when none had one. */
+  readonly writeMedianMs: number | null
+  readonly writeMaxMs: number | null
+  readonly leaderCheckMedianMs?: number | null
+  readonly leaderCheckMaxMs?: number | null
+  /** Set when the system failed for another reason than a timeout: its series stops there, and the run exits non-zero. */
+  readonly error?: string
+}
+
+/** "rep 2/3: timed out after 60000 ms: no acknowledged write (m0: ...)", for the progress lines and the table. */
+export function timeoutText(t: FailoverTimeout): string {
+  return `timed out after ${t.afterMs} ms: no ${t.missing} after the kill (${t.members})`
 }
 
 /**
@@ -128,25 +157,33 @@ class FailoverLoad {
   }
 }
 
-function series(system: string, reps: FailoverRep[]): FailoverSeries {
-  const w = reps.map((r) => r.writeMs)
-  const c = reps.flatMap((r) => (r.leaderCheckMs === undefined ? [] : [r.leaderCheckMs]))
+function series(system: string, reps: readonly FailoverRep[], error?: string): FailoverSeries {
+  const w = reps.flatMap((r) => (r.writeMs === null ? [] : [r.writeMs]))
+  const c = reps.flatMap((r) => (r.leaderCheckMs === undefined || r.leaderCheckMs === null ? [] : [r.leaderCheckMs]))
+  const holdfast = reps.some((r) => r.leaderCheckMs !== undefined)
   return {
     system,
     reps,
-    writeMedianMs: round3(median(w)),
-    writeMaxMs: round3(Math.max(...w)),
-    ...(c.length > 0 ? { leaderCheckMedianMs: round3(median(c)), leaderCheckMaxMs: round3(Math.max(...c)) } : {}),
+    timedOut: reps.filter((r) => r.timedOut).length,
+    writeMedianMs: w.length > 0 ? round3(median(w)) : null,
+    writeMaxMs: w.length > 0 ? round3(Math.max(...w)) : null,
+    ...(holdfast ? { leaderCheckMedianMs: c.length > 0 ? round3(median(c)) : null, leaderCheckMaxMs: c.length > 0 ? round3(Math.max(...c)) : null } : {}),
+    ...(error !== undefined ? { error } : {}),
   }
 }
 
-async function holdfastFailover(o: FailoverOptions, timing: HoldfastTiming, n: number): Promise<FailoverSeries> {
+/** A system's repetitions so far, and the error that ended them early (a crash, a cluster that did not recover). */
+interface Run {
+  readonly reps: FailoverRep[]
+  error?: string
+}
+
+async function holdfastFailover(o: FailoverOptions, timing: HoldfastTiming, n: number, out: Run): Promise<void> {
   const cluster = await HoldfastCluster.create({ dir: o.dir, name: `failover${n}`, dht: o.dht, voters: 3, tickMs: timing.tickMs, electionTicks: timing.electionTicks })
   // A restarted node helps elect no one for an election timeout after it boots: the next kill waits that out.
   const bootQuietMs = 2 * timing.electionTicks * timing.tickMs + 500
   const body = Buffer.from(JSON.stringify(randomText(254)))
   const http = new HttpClient(o.writers + (3 * PROBE_TIMEOUT_MS) / PROBE_EVERY_MS + 16)
-  const reps: FailoverRep[] = []
   try {
     for (let i = 0; i < 3; i++) await cluster.add('daemon', { init: i === 0 })
     await cluster.waitFormed(3)
@@ -154,44 +191,56 @@ async function holdfastFailover(o: FailoverOptions, timing: HoldfastTiming, n: n
     for (let rep = 0; rep < o.reps; rep++) {
       await waitFor(() => members.every((m) => performance.now() - m.startedAt >= bootQuietMs), 'the boot quiet period')
       const load = new FailoverLoad(members.length, o.writers, (ep, key, timeoutMs) => putKv(http, members[ep]!.url, key, body, timeoutMs))
-      let killedAt = 0
       let victim: Member | undefined
       try {
         await sleep(o.settleMs)
         victim = await cluster.waitFormed(3)
         const survivors = members.filter((m) => m !== victim)
-        killedAt = performance.now()
+        const killedAt = performance.now()
         victim.child.proc.kill('SIGKILL')
         let checkAt: number | undefined
-        await waitFor(async () => {
+        const done = await pollUntil(async () => {
           if (checkAt === undefined) {
             const codes = await Promise.all(survivors.map(async (m) => (await m.get('/v1/leader-check', 250))?.status))
             if (codes.includes(200)) checkAt = performance.now()
           }
           return checkAt !== undefined && load.firstAckAfter(killedAt) !== undefined
-        }, `${timing.label}: a write and a leader-check 200 after the kill`, 60_000, 5)
-        const r = { writeMs: round3(load.firstAckAfter(killedAt)! - killedAt), leaderCheckMs: round3(checkAt! - killedAt) }
-        reps.push(r)
-        progress('failover', `${timing.label}, rep ${rep + 1}/${o.reps}: write after ${r.writeMs.toFixed(0)} ms, leader-check 200 after ${r.leaderCheckMs.toFixed(0)} ms (${load.acks} writes acknowledged)`)
+        }, o.timeoutMs, 5)
+        const ack = load.firstAckAfter(killedAt)
+        const writeMs = ack === undefined ? null : round3(ack - killedAt)
+        const leaderCheckMs = checkAt === undefined ? null : round3(checkAt - killedAt)
+        const what = `${timing.label}, rep ${rep + 1}/${o.reps}`
+        if (done) {
+          out.reps.push({ writeMs, leaderCheckMs })
+          progress('failover', `${what}: write after ${writeMs!.toFixed(0)} ms, leader-check 200 after ${leaderCheckMs!.toFixed(0)} ms (${load.acks} writes acknowledged)`)
+        } else {
+          const missing = [writeMs === null ? 'acknowledged write' : '', leaderCheckMs === null ? 'leader-check 200 on a surviving node' : ''].filter((x) => x).join(' and no ')
+          const timedOut = { afterMs: o.timeoutMs, missing, members: members.map((m) => `${m.name}: ${m === victim ? 'killed' : m.running ? 'running' : 'exited'}`).join('; ') }
+          out.reps.push({ writeMs, leaderCheckMs, timedOut })
+          progress('failover', `${what}: ${timeoutText(timedOut)} (${load.acks} writes acknowledged)`)
+        }
       } finally {
         await load.stop()
       }
-      await victim!.child.exited
-      victim!.start(['--data-dir', victim!.dataDir])
-      await victim!.waitUp()
-      await cluster.waitFormed(3)
+      // The cluster is whole again before the next kill (not after the last one: it is torn down).
+      if (rep + 1 < o.reps) {
+        await victim.child.exited
+        victim.start(['--data-dir', victim.dataDir])
+        await victim.waitUp()
+        await cluster.waitFormed(3)
+      }
     }
   } finally {
     http.close()
     await cluster.destroy()
   }
-  return series(timing.label, reps)
 }
 
-async function etcdFailover(o: FailoverOptions, etcdPath: string): Promise<FailoverSeries> {
+const ETCD_LABEL = 'etcd, defaults (heartbeat 100 ms, election 1000 ms)'
+
+async function etcdFailover(o: FailoverOptions, etcdPath: string, out: Run): Promise<void> {
   const cluster = await EtcdCluster.start(etcdPath, join(o.dir, 'etcd-failover'))
   const value = randomBytes(256)
-  const reps: FailoverRep[] = []
   try {
     const members = cluster.members
     for (let rep = 0; rep < o.reps; rep++) {
@@ -199,30 +248,52 @@ async function etcdFailover(o: FailoverOptions, etcdPath: string): Promise<Failo
       let victim: EtcdMember | undefined
       try {
         await sleep(o.settleMs)
+        // Every member running and agreeing on the leader: a member lost earlier would leave no quorum after the kill.
         victim = await cluster.leader()
         const killedAt = performance.now()
         victim.child.proc.kill('SIGKILL')
-        await waitFor(() => load.firstAckAfter(killedAt) !== undefined, 'etcd: a write after the kill', 60_000, 5)
-        const r = { writeMs: round3(load.firstAckAfter(killedAt)! - killedAt) }
-        reps.push(r)
-        progress('failover', `etcd, defaults (heartbeat 100 ms, election 1000 ms), rep ${rep + 1}/${o.reps}: write after ${r.writeMs.toFixed(0)} ms (${load.acks} writes acknowledged)`)
+        const ack = await pollUntil(() => load.firstAckAfter(killedAt), o.timeoutMs, 5)
+        const what = `${ETCD_LABEL}, rep ${rep + 1}/${o.reps}`
+        if (ack !== undefined) {
+          const r = { writeMs: round3(ack - killedAt) }
+          out.reps.push(r)
+          progress('failover', `${what}: write after ${r.writeMs.toFixed(0)} ms (${load.acks} writes acknowledged)`)
+        } else {
+          const timedOut = { afterMs: o.timeoutMs, missing: 'acknowledged write', members: (await cluster.describe()).replace(`${victim.name}: exited (SIGKILL)`, `${victim.name}: killed`) }
+          out.reps.push({ writeMs: null, timedOut })
+          progress('failover', `${what}: ${timeoutText(timedOut)} (${load.acks} writes acknowledged)`)
+        }
       } finally {
         await load.stop()
       }
-      await victim!.child.exited
-      victim!.start()
-      await waitFor(async () => (await cluster.status(victim!)) !== undefined, 'the restarted etcd member')
-      await cluster.leader()
+      if (rep + 1 < o.reps) {
+        await victim.child.exited
+        await cluster.restart(victim)
+      }
     }
   } finally {
     await cluster.destroy()
   }
-  return series('etcd, defaults (heartbeat 100 ms, election 1000 ms)', reps)
 }
 
+/**
+ * Every system's series, in order. A system that fails (other than by timed-out repetitions)
+ * keeps the repetitions it had and its error, and the next system still runs.
+ */
 export async function runFailover(o: FailoverOptions): Promise<FailoverSeries[]> {
-  const out: FailoverSeries[] = []
-  for (const [n, timing] of o.timings.entries()) out.push(await holdfastFailover(o, timing, n))
-  if (o.etcd) out.push(await etcdFailover(o, o.etcd))
-  return out
+  const systems: Array<[string, (out: Run) => Promise<void>]> = o.timings.map((timing, n) => [timing.label, (out) => holdfastFailover(o, timing, n, out)])
+  const etcd = o.etcd
+  if (etcd) systems.push([ETCD_LABEL, (out) => etcdFailover(o, etcd, out)])
+  const result: FailoverSeries[] = []
+  for (const [label, measure] of systems) {
+    const out: Run = { reps: [] }
+    try {
+      await measure(out)
+    } catch (err) {
+      out.error = err instanceof Error ? err.message : String(err)
+      progress('failover', `${label}: FAILED: ${out.error}`)
+    }
+    result.push(series(label, out.reps, out.error))
+  }
+  return result
 }
