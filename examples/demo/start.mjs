@@ -49,12 +49,17 @@ function buildIfNeeded() {
   if (r.status !== 0) throw new Error('the build failed')
 }
 
-async function freeTcpPort() {
-  const server = createServer()
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address()
-  await new Promise((resolve) => server.close(resolve))
-  return port
+/** `n` distinct free TCP ports: all listeners stay open until every port is chosen, so none repeats. */
+async function freeTcpPorts(n) {
+  const servers = []
+  for (let i = 0; i < n; i++) {
+    const server = createServer()
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+    servers.push(server)
+  }
+  const ports = servers.map((s) => s.address().port)
+  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))))
+  return ports
 }
 
 async function freeUdpPort() {
@@ -178,8 +183,9 @@ async function main() {
   await waitFor(() => dht.output.includes('bootstrap node on'), 'the DHT bootstrap node')
   say(`   DHT bootstrap node on 127.0.0.1:${dhtPort}`)
   const nodes = []
+  const ports = await freeTcpPorts(3)
   for (let i = 1; i <= 3; i++) {
-    const port = await freeTcpPort()
+    const port = ports[i - 1]
     const dataDir = join(workDir, `node${i}`)
     const args = ['start', '--data-dir', dataDir, '--cluster', 'demo', '--secret-file', secretFile, '--http', `127.0.0.1:${port}`, '--bootstrap', `127.0.0.1:${dhtPort}`, '--tick-ms', '50', '--election-ticks', '10', ...(i === 1 ? ['--init', '--voters', '3'] : [])]
     const p = startProcess(`node${i}`, args)
@@ -188,7 +194,11 @@ async function main() {
     nodes.push(p)
     say(`   node${i}: holdfast ${args.join(' ').replaceAll(workDir, '$DEMO')}`)
   }
-  await waitFor(async () => (await statuses(nodes)).every((s) => s?.id), 'every daemon to answer')
+  await waitFor(async () => {
+    const gone = nodes.find((n) => n.child.exitCode !== null || n.child.signalCode !== null)
+    if (gone) throw new Error(`${gone.name} exited at start:\n${gone.output}`)
+    return (await statuses(nodes)).every((s) => s?.id)
+  }, 'every daemon to answer')
   for (const [i, s] of (await statuses(nodes)).entries()) nodes[i].id = s.id
   const endpoints = nodes.map((n) => n.url).join(',')
 

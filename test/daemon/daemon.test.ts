@@ -47,9 +47,15 @@ t.test('joining, promotion up to --voters, learners beyond, leader-check on exac
   // The learner's own view names the leader and serves stale reads of replicated data.
   const put = await extra.http('PUT', '/v1/kv/joined', { body: JSON.stringify({ by: 'learner' }) })
   t.equal(put.status, 200, 'a write through a learner is forwarded to the leader')
-  const read = await extra.http('GET', '/v1/kv/joined?consistency=stale')
-  t.equal(read.status, 200)
-  t.same(read.body.value, { by: 'learner' })
+  // A stale read is served from the learner's own copy, which has the write once it applied it.
+  const read = await waitFor(async () => {
+    const a = await extra.http('GET', '/v1/kv/joined?consistency=stale')
+    return a.status === 200 ? a : undefined
+  }, 'the learner to apply the write')
+  t.same(read.body.value, { by: 'learner' }, 'a stale read on the learner serves the replicated value')
+  const linear = await extra.http('GET', '/v1/kv/joined')
+  t.equal(linear.status, 200, 'a linearizable read through the learner')
+  t.same(linear.body.value, { by: 'learner' })
 
   // A second --init on a fresh data directory (or the first node wiped and restarted with its
   // original command line) finds the running cluster and refuses instead of creating another.
