@@ -187,7 +187,9 @@ t.test('huge repeated-field counts at the default limits: bounded by MAX_ELEMENT
 
 t.test('decoding work grows linearly with the frame, for the cheapest fields to send', async (t) => {
   // A quadratic step anywhere (in the pre-scan, protobufjs or the conversion) would show as a 256x
-  // ratio between these sizes instead of 16x. Minimum of three runs each, to shed scheduling noise.
+  // ratio between these sizes instead of 16x. Minimum of five runs each, to shed scheduling noise;
+  // the bound sits halfway (in ratio) between the two, as a loaded CI machine measured up to 73x for
+  // a linear case (garbage collection weighs more on the big frames).
   const small = 128 * 1024
   const big = 16 * small
   const fill = (part: Uint8Array, size: number): Uint8Array => repeat(part, Math.floor(size / part.byteLength))
@@ -200,7 +202,7 @@ t.test('decoding work grows linearly with the frame, for the cheapest fields to 
   ]
   const time = (input: Uint8Array): number => {
     let best = Infinity
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 5; i++) {
       const started = performance.now()
       thrown(() => decodeRaftMessage(input))
       best = Math.min(best, performance.now() - started)
@@ -209,7 +211,7 @@ t.test('decoding work grows linearly with the frame, for the cheapest fields to 
   }
   for (const [name, make] of patterns) {
     const ratio = time(make(big)) / time(make(small))
-    t.ok(ratio < 64, `${name}: 16x the bytes cost ${ratio.toFixed(1)}x the time`)
+    t.ok(ratio < 128, `${name}: 16x the bytes cost ${ratio.toFixed(1)}x the time (linear: 16x, quadratic: 256x)`)
   }
 })
 
