@@ -74,6 +74,32 @@ export function createMetrics(ctx: DaemonContext): Metrics {
   gauge('holdfast_ready', '1 when node.ready()', () => (node.ready() ? 1 : 0))
   gauge('holdfast_fence_token', 'The fencing token in force on this node', () => node.fence())
 
+  // Hostile or broken peers, counted where they are refused: by the swarm transport (its stats)
+  // and by the node (messages that did not decode, or claimed another sender).
+  new Counter({
+    name: 'holdfast_transport_events_total',
+    help: 'Swarm transport events by kind: admitted, authFailures, firewallRefusals, frameErrors, protocolErrors, handshakeTimeouts, droppedFrames, ...',
+    labelNames: ['kind'],
+    registers,
+    collect() {
+      const stats = (node.transport as { stats?: Record<string, unknown> }).stats
+      if (typeof stats !== 'object' || stats === null) return
+      this.reset()
+      for (const [kind, v] of Object.entries(stats)) if (typeof v === 'number') this.inc({ kind }, v)
+    },
+  })
+  new Counter({
+    name: 'holdfast_peer_messages_rejected_total',
+    help: 'Raft messages from peers that were dropped: malformed (did not decode; the connection was closed) or spoofed (claimed another sender)',
+    labelNames: ['reason'],
+    registers,
+    collect() {
+      this.reset()
+      this.inc({ reason: 'malformed' }, node.malformedMessages)
+      this.inc({ reason: 'spoofed' }, node.spoofedMessages)
+    },
+  })
+
   const peerReachable = new Gauge({ name: 'holdfast_peer_reachable', help: '1 when the peer is connected to the node whose view this is (the leader\'s when available)', labelNames: ['peer'], registers })
   const peerMatch = new Gauge({ name: 'holdfast_peer_match_index', help: 'The highest log index known to be on the peer (from the leader\'s view)', labelNames: ['peer'], registers })
   const peerLag = new Gauge({ name: 'holdfast_peer_replication_lag', help: 'Entries the peer is behind the leader\'s commit index (from the leader\'s view)', labelNames: ['peer'], registers })

@@ -101,6 +101,10 @@ t.test('the HTTP API of daemon processes', async (t) => {
     t.match(m.text, /^holdfast_stale_fence_total [1-9]\d*$/m, 'the stale fenced write above')
     t.match(m.text, /^holdfast_proposal_duration_seconds_count\{outcome="ok"\} [1-9]\d*$/m, 'writes served by the leader')
     t.match(m.text, /^process_resident_memory_bytes \d+/m)
+    t.match(m.text, /^holdfast_transport_events_total\{kind="admitted"\} [1-9]\d*$/m, 'the swarm transport counters: peers admitted')
+    for (const kind of ['authFailures', 'firewallRefusals', 'frameErrors', 'protocolErrors']) t.match(m.text, new RegExp(`^holdfast_transport_events_total\\{kind="${kind}"\\} \\d+$`, 'm'), `${kind} counted`)
+    t.match(m.text, /^holdfast_peer_messages_rejected_total\{reason="malformed"\} 0$/m, 'no malformed raft messages from these peers')
+    t.match(m.text, /^holdfast_peer_messages_rejected_total\{reason="spoofed"\} 0$/m)
     for (const d of followers()) {
       t.match(m.text, new RegExp(`^holdfast_peer_reachable\\{peer="${d.id}"\\} 1$`, 'm'), `${d.name} reachable`)
       t.match(m.text, new RegExp(`^holdfast_peer_replication_lag\\{peer="${d.id}"\\} \\d+$`, 'm'), `${d.name} lag`)
