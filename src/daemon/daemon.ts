@@ -227,10 +227,8 @@ class DaemonCore {
     if (this.#busy) return
     this.#busy = true
     try {
-      if (!this.#isMember()) {
-        if (Date.now() >= this.#joinSettleUntil) await this.#join()
-      }
-      else await this.#register()
+      if (this.#isMember()) await this.#register()
+      else if (Date.now() >= this.#joinSettleUntil) await this.#join()
       if (this.#node.status().role === 'leader') {
         if (!this.#directory.clusterRecord()) await this.#directory.putCluster({ voters: this.#config.voters }).catch(ignoreMismatch)
         await this.#promoteOne()
