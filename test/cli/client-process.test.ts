@@ -123,7 +123,7 @@ t.test('the client subcommands against a cluster of daemon processes', async (t)
   await t.test('status and members, for people and as JSON', async (t) => {
     const status = await cli('status', [])
     t.equal(status.code, 0)
-    t.match(status.out, new RegExp(`^cluster  daemon-test  term \\d+`))
+    t.match(status.out, new RegExp(`^cluster  ${cluster.name}  term \\d+`))
     t.match(status.out, new RegExp(`\\nleader   ${leader.id.slice(0, 8)}  ${leader.url}\\n`))
     for (const d of order) t.match(status.out, new RegExp(`\\n${d.id.slice(0, 8)}  (leader|follower)`), `member ${d.name} listed`)
     const json = JSON.parse((await cli('status', ['--json'])).out) as { id: string; leader: string; members: unknown[] }

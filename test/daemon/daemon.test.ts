@@ -59,10 +59,10 @@ t.test('joining, promotion up to --voters, learners beyond, leader-check on exac
 
   // A second --init on a fresh data directory (or the first node wiped and restarted with its
   // original command line) finds the running cluster and refuses instead of creating another.
-  const again = new HoldfastProcess('second-init', ['start', '--data-dir', join(c.dir, 'second-init'), '--cluster', 'daemon-test', '--secret-file', c.secretFile, '--http', '127.0.0.1:0', '--bootstrap', c.bootstrap, '--init', ...FAST_ARGS])
+  const again = new HoldfastProcess('second-init', ['start', '--data-dir', join(c.dir, 'second-init'), '--cluster', c.name, '--secret-file', c.secretFile, '--http', '127.0.0.1:0', '--bootstrap', c.bootstrap, '--init', ...FAST_ARGS])
   const refused = await again.exited
   t.equal(refused.code, 2, `a second --init exits 2\n${again.output}`)
-  t.match(again.output, /invalid configuration: --init: cluster "daemon-test" is already running/)
+  t.match(again.output, `invalid configuration: --init: cluster "${c.name}" is already running`)
   t.equal((await leader.status())!.members.length, 4, 'the cluster is unchanged')
 
   // A SIGKILLed member is shown unreachable although its connection lingers until keep-alive fails.

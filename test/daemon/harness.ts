@@ -9,6 +9,7 @@
  * against hangs.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { createSocket } from 'node:dgram'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
@@ -186,7 +187,10 @@ export class DaemonProcess extends HoldfastProcess {
 
   /** Waits until the daemon answers /v1/status. */
   async waitUp(ms = DEADLINE_MS): Promise<ClusterStatus> {
-    return waitFor(() => this.status(), `${this.name} to answer /v1/status\n${this.output}`, ms)
+    return waitFor(async () => {
+      if (!this.running) throw new Error(`${this.name} exited before answering /v1/status:\n${this.output}`)
+      return this.status()
+    }, `${this.name} to answer /v1/status\n${this.output}`, ms)
   }
 }
 
@@ -211,6 +215,8 @@ export class DaemonCluster {
   readonly secretFile: string
   readonly tokenFile: string | undefined
   readonly daemons: DaemonProcess[] = []
+  /** The cluster's name: unique per cluster, so clusters of tests running side by side never meet. */
+  readonly name = `daemon-test-${randomBytes(4).toString('hex')}`
   readonly #options: DaemonClusterOptions
   #count = 0
 
@@ -249,11 +255,27 @@ export class DaemonCluster {
   async add(opts: { init?: boolean; learner?: boolean; args?: readonly string[]; env?: NodeJS.ProcessEnv } = {}): Promise<DaemonProcess> {
     const n = this.#count++
     const dataDir = join(this.dir, `node${n}`)
-    const port = await freeTcpPort()
+    for (let attempt = 1; ; attempt++) {
+      const port = await freeTcpPort()
+      const d = this.#spawn(n, dataDir, port, opts)
+      try {
+        await d.waitUp()
+        this.daemons.push(d)
+        return d
+      } catch (err) {
+        // The port is picked free, then bound by the daemon: another process may take it between.
+        if (attempt < 3 && !d.running && d.output.includes('EADDRINUSE')) continue
+        this.daemons.push(d) // torn down with the others
+        throw err
+      }
+    }
+  }
+
+  #spawn(n: number, dataDir: string, port: number, opts: { init?: boolean; learner?: boolean; args?: readonly string[]; env?: NodeJS.ProcessEnv }): DaemonProcess {
     const args = [
       'start',
       '--data-dir', dataDir,
-      '--cluster', 'daemon-test',
+      '--cluster', this.name,
       '--secret-file', this.secretFile,
       '--http', `127.0.0.1:${port}`,
       '--bootstrap', this.bootstrap,
@@ -264,10 +286,7 @@ export class DaemonCluster {
       ...(this.#options.args ?? []),
       ...(opts.args ?? []),
     ]
-    const d = new DaemonProcess(`node${n}`, args, dataDir, port, this.#options.token, opts.env)
-    this.daemons.push(d)
-    await d.waitUp()
-    return d
+    return new DaemonProcess(`node${n}`, args, dataDir, port, this.#options.token, opts.env)
   }
 
   /** The running daemons. */
