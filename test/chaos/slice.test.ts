@@ -10,42 +10,29 @@
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { netnsUnavailable, OPT_OUT_ENV, sweepStale } from '../netns/netns.js'
+import { netnsTest, sweepStale } from '../netns/netns.js'
 import { formatSummary, runCampaign } from './campaign.js'
 
 /** Seeds 2 and 3: 3 and 5 daemons (an even seed runs 3). */
 const SEED = 2
 const FAULT_MS = 15_000
 
-const unavailable = netnsUnavailable()
-if (unavailable !== undefined) {
-  if (process.env[OPT_OUT_ENV] === '1') {
-    t.comment(`SKIPPED: network namespaces are unavailable here (${unavailable}); ${OPT_OUT_ENV}=1 opted out`)
-    t.plan(0, `${OPT_OUT_ENV}=1: network namespaces unavailable`)
-  } else {
-    t.fail(
-      `The fault campaign needs Linux network namespaces and cannot create them here: ${unavailable}. ` +
-        `Run it as root (CAP_NET_ADMIN and CAP_SYS_ADMIN), or set ${OPT_OUT_ENV}=1 to skip it on purpose on a machine that cannot.`,
-    )
-  }
-} else {
-  t.test('two short seeded runs of the fault campaign pass every check', async (t) => {
-    sweepStale()
-    const summary = await runCampaign({
-      runs: 2,
-      faultMs: FAULT_MS,
-      seed: SEED,
-      outDir: join(tmpdir(), 'holdfast-chaos-slice'),
-      onRun: (r) => {
-        t.comment(`seed ${r.seed} (${r.nodes} daemons): ${r.ok ? 'ok' : `FAILED, folder ${r.folder}`}; faults ${JSON.stringify(r.faults)}; ${r.operations.checked} ops checked`)
-        t.same(r.violations, [], `seed ${r.seed}: no violation (replay: npm run chaos -- --runs 1 --seed ${r.seed} --nodes ${r.nodes} --minutes ${FAULT_MS / 60_000})`)
-        t.ok(r.recovery, `seed ${r.seed}: recovered after the faults`)
-        t.ok(r.operations.checked > 100, `seed ${r.seed}: a real history was checked (${r.operations.checked} ops)`)
-        t.ok((r.security['peerRefused'] ?? 0) >= 3 && (r.security['httpRefused'] ?? 0) > 0, `seed ${r.seed}: hostile peers and bad HTTP input were refused`)
-      },
-    })
-    t.comment(formatSummary(summary))
-    t.same(Object.keys(summary.clusters).sort(), ['3 daemons', '5 daemons'])
-    t.equal(summary.passed, 2)
+netnsTest(t, 'The fault campaign', 'two short seeded runs of the fault campaign pass every check', async (t) => {
+  sweepStale()
+  const summary = await runCampaign({
+    runs: 2,
+    faultMs: FAULT_MS,
+    seed: SEED,
+    outDir: join(tmpdir(), 'holdfast-chaos-slice'),
+    onRun: (r) => {
+      t.comment(`seed ${r.seed} (${r.nodes} daemons): ${r.ok ? 'ok' : `FAILED, folder ${r.folder}`}; faults ${JSON.stringify(r.faults)}; ${r.operations.checked} ops checked`)
+      t.same(r.violations, [], `seed ${r.seed}: no violation (replay: npm run chaos -- --runs 1 --seed ${r.seed} --nodes ${r.nodes} --minutes ${FAULT_MS / 60_000})`)
+      t.ok(r.recovery, `seed ${r.seed}: recovered after the faults`)
+      t.ok(r.operations.checked > 100, `seed ${r.seed}: a real history was checked (${r.operations.checked} ops)`)
+      t.ok((r.security['peerRefused'] ?? 0) >= 3 && (r.security['httpRefused'] ?? 0) > 0, `seed ${r.seed}: hostile peers and bad HTTP input were refused`)
+    },
   })
-}
+  t.comment(formatSummary(summary))
+  t.same(Object.keys(summary.clusters).sort(), ['3 daemons', '5 daemons'])
+  t.equal(summary.passed, 2)
+})

@@ -44,7 +44,7 @@ import type { ClusterStatus } from '../../src/daemon/types.js'
 import { iproute2HasAddress, parseVipAddress } from '../../src/vip/address.js'
 import { DHT_PORT, wallNow } from './children.js'
 import type { ClientHostConfig, FromClient, HttpOutcome, LeaderProbe, ToClient, WriteOutcome } from './daemon-hosts.js'
-import { NetnsRun, netnsUnavailable, OPT_OUT_ENV, sampleAddresses, sweepStale } from './netns.js'
+import { NetnsRun, netnsTest, sampleAddresses, sweepStale } from './netns.js'
 
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url))
 const CLIENT_HOST = fileURLToPath(new URL('./daemon-hosts.ts', import.meta.url))
@@ -173,20 +173,7 @@ class ClientHost extends Proc {
   }
 }
 
-const unavailable = netnsUnavailable()
-if (unavailable !== undefined) {
-  if (process.env[OPT_OUT_ENV] === '1') {
-    t.comment(`SKIPPED: network namespaces are unavailable here (${unavailable}); ${OPT_OUT_ENV}=1 opted out`)
-    t.plan(0, `${OPT_OUT_ENV}=1: network namespaces unavailable`)
-  } else {
-    t.fail(
-      `The daemon VIP test needs Linux network namespaces and cannot create them here: ${unavailable}. ` +
-        `Run it as root (CAP_NET_ADMIN and CAP_SYS_ADMIN), or set ${OPT_OUT_ENV}=1 to skip it on purpose on a machine that cannot.`,
-    )
-  }
-} else {
-  t.test('holdfast start daemons: the VIP on the acting node, and SIGTERM hands it over, seen from a client host', daemonVip)
-}
+netnsTest(t, 'The daemon VIP test', 'holdfast start daemons: the VIP on the acting node, and SIGTERM hands it over, seen from a client host', daemonVip)
 
 async function daemonVip(t: Test): Promise<void> {
   sweepStale()

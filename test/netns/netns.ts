@@ -8,6 +8,7 @@ import { execFile, execFileSync, spawn, spawnSync, type ChildProcess, type Spawn
 import { createInterface } from 'node:readline'
 import { randomBytes } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
+import type { Test } from 'tap'
 
 const HERE = fileURLToPath(new URL('.', import.meta.url))
 const NET_SH = `${HERE}net.sh`
@@ -15,6 +16,26 @@ const ENSURE_TOOLS = `${HERE}ensure-tools.sh`
 
 /** Set to 1 to skip the network-namespace tests on a machine that cannot create namespaces. Never set in CI. */
 export const OPT_OUT_ENV = 'HOLDFAST_SKIP_NETNS'
+
+/**
+ * Runs `fn` as the subtest `name` when network namespaces can be created here. Otherwise the file
+ * fails with the reason, unless OPT_OUT_ENV=1 opts out on purpose (then it plans nothing).
+ * `what` names the test in that message ("The VIP test").
+ */
+export function netnsTest(t: Test, what: string, name: string, fn: (t: Test) => Promise<void>): void {
+  const unavailable = netnsUnavailable()
+  if (unavailable === undefined) {
+    t.test(name, fn)
+  } else if (process.env[OPT_OUT_ENV] === '1') {
+    t.comment(`SKIPPED: network namespaces are unavailable here (${unavailable}); ${OPT_OUT_ENV}=1 opted out`)
+    t.plan(0, `${OPT_OUT_ENV}=1: network namespaces unavailable`)
+  } else {
+    t.fail(
+      `${what} needs Linux network namespaces and cannot create them here: ${unavailable}. ` +
+        `Run it as root (CAP_NET_ADMIN and CAP_SYS_ADMIN), or set ${OPT_OUT_ENV}=1 to skip it on purpose on a machine that cannot.`,
+    )
+  }
+}
 
 /**
  * Installs the tools if missing and checks that namespaces can be created. Returns undefined when

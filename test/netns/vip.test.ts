@@ -50,7 +50,7 @@ import { loadOrCreateIdentity } from '../../src/identity.js'
 import { iproute2HasAddress, parseVipAddress } from '../../src/vip/address.js'
 import { DHT_PORT, HTTP_PORT, wallNow, type ChildMessage, type ClientConfig, type DhtConfig, type NodeConfig, type Probe } from './children.js'
 import { judgeHolders, type NodeLife, type Sample } from './holders.js'
-import { NetnsRun, netnsUnavailable, OPT_OUT_ENV, sampleAddresses, sweepStale } from './netns.js'
+import { NetnsRun, netnsTest, sampleAddresses, sweepStale } from './netns.js'
 
 const CHILDREN = fileURLToPath(new URL('./children.ts', import.meta.url))
 const VIP = parseVipAddress('10.77.0.100/24')
@@ -165,20 +165,7 @@ async function waitUntil(pred: () => boolean, what: string, ms = DEADLINE_MS): P
   }
 }
 
-const unavailable = netnsUnavailable()
-if (unavailable !== undefined) {
-  if (process.env[OPT_OUT_ENV] === '1') {
-    t.comment(`SKIPPED: network namespaces are unavailable here (${unavailable}); ${OPT_OUT_ENV}=1 opted out`)
-    t.plan(0, `${OPT_OUT_ENV}=1: network namespaces unavailable`)
-  } else {
-    t.fail(
-      `The VIP test needs Linux network namespaces and cannot create them here: ${unavailable}. ` +
-        `Run it as root (CAP_NET_ADMIN and CAP_SYS_ADMIN), or set ${OPT_OUT_ENV}=1 to skip it on purpose on a machine that cannot.`,
-    )
-  }
-} else {
-  t.test('the VIP follows the acting node across a SIGKILL, seen from a client host', vipFailover)
-}
+netnsTest(t, 'The VIP test', 'the VIP follows the acting node across a SIGKILL, seen from a client host', vipFailover)
 
 async function vipFailover(t: Test): Promise<void> {
   sweepStale()
