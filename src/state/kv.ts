@@ -29,6 +29,10 @@ const STATE_KEY = 'state'
 const TXN_COMMIT = 0x1 | 0x2
 /** ... and not waiting for the flush to disk (lmdb-js NO_SYNC_FLUSH). */
 const TXN_NO_FLUSH_WAIT = 0x10000
+/** Record bytes restore() writes per transaction (see restore). */
+export const RESTORE_COMMIT_BYTES = 8 * 1024 * 1024
+/** putSync option: MDB_APPEND, for keys written in increasing order into an empty database. */
+const APPEND = { append: true } as const
 
 /** Settings of a KvStateMachine. All replicas of a cluster must use the same handlers (see register). */
 export interface KvOptions {
@@ -513,13 +517,38 @@ export class KvStateMachine {
     try {
       this.#clearSlot(target)
       const db = this.#data[target]
+      // Few large commits, not one per frame: each costs about a flush, and the target slot is
+      // not live until the switch below, so they need no durability of their own (a crash
+      // before it leaves leftovers that open clears). The bound caps the records held in memory
+      // and the dirty pages of one transaction.
+      let pending: SnapshotRecord[][] = []
+      let pendingBytes = 0
+      const commit = (): void => {
+        const batches = pending
+        pending = []
+        pendingBytes = 0
+        if (batches.length === 0) return
+        this.#checkOpen()
+        this.#env.transactionSync(() => {
+          // readSnapshot hands out strictly increasing keys and the slot was emptied: appends.
+          // lmdb-js reports a refused append by returning false (its typings say void), not by throwing.
+          for (const batch of batches) {
+            for (const r of batch) {
+              if ((db.putSync(r.key, r.value, APPEND) as unknown) === false) throw new HoldfastError('CORRUPT_DATA', 'snapshot stream: a record could not be appended (keys out of order)')
+            }
+          }
+        }, TXN_COMMIT | TXN_NO_FLUSH_WAIT)
+      }
       const { meta, records } = await readSnapshot(chunks, (batch) => {
         this.#checkOpen()
-        for (const r of batch) checkSnapshotRecord(r, 'snapshot stream')
-        this.#env.transactionSync(() => {
-          for (const r of batch) db.putSync(r.key, r.value)
-        }, TXN_COMMIT | TXN_NO_FLUSH_WAIT)
+        for (const r of batch) {
+          checkSnapshotRecord(r, 'snapshot stream')
+          pendingBytes += r.key.byteLength + r.value.byteLength
+        }
+        pending.push(batch)
+        if (pendingBytes >= RESTORE_COMMIT_BYTES) commit()
       })
+      commit()
       this.#checkOpen()
       const old = this.#state
       const next: StoredState = { slot: target, generation: old.generation + 1, applied: meta.appliedIndex, fence: meta.fence, retained: meta.appliedIndex + 1 }

@@ -2,7 +2,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { isHoldfastError } from '../../src/errors.js'
 import type { Command } from '../../src/state/commands.js'
-import { KvStateMachine } from '../../src/state/kv.js'
+import { KvStateMachine, RESTORE_COMMIT_BYTES } from '../../src/state/kv.js'
 import type { KeyValue } from '../../src/state/tx.js'
 import { applyCommands, applyOk, collect, freshKv, from, openEnv, tempDir, catchErr } from './helpers.js'
 
@@ -169,6 +169,37 @@ t.test('during a restore, reads see the old state and apply is refused', async (
   await restoring
   t.same(dump(kv), dump(source))
   t.ok(isHoldfastError(await watched, 'COMPACTED'), 'a watcher behind the restored snapshot gets COMPACTED')
+})
+
+t.test('a restore writes its records in a few transactions of about RESTORE_COMMIT_BYTES each, before the stream ends', async (t) => {
+  const { kv: source } = await freshKv(t)
+  // About 2.5 times the bound, in frames of about 64 KiB.
+  const valueBytes = 64 * 1024
+  const count = Math.ceil((2.5 * RESTORE_COMMIT_BYTES) / valueBytes)
+  for (let i = 0; i < count; i += 20) {
+    applyCommands(source, ...Array.from({ length: Math.min(20, count - i) }, (_, j): Command => ({ type: 'put', key: `k/${String(i + j).padStart(5, '0')}`, value: new Uint8Array(valueBytes).fill((i + j) & 255) })))
+  }
+  const chunks = await collect(source.snapshot().chunks)
+  const { kv, env } = await freshKv(t)
+  const idle = env.openDB<Uint8Array, Uint8Array>('kv.data.1', { encoding: 'binary', keyEncoding: 'binary' })
+  /** Records committed to the idle slot when each chunk is handed out. */
+  const seen: number[] = []
+  async function* observed(): AsyncGenerator<Uint8Array> {
+    for (const c of chunks) {
+      seen.push(idle.getKeysCount())
+      yield c
+    }
+  }
+  await kv.restore(observed())
+  t.same(dump(kv), dump(source), 'identical state')
+  const steps = [...new Set(seen.filter((n) => n > 0))]
+  t.ok(steps.length >= 2, `records were committed while the stream was read (${steps.join(', ')}), so memory stays bounded`)
+  const perCommit = steps[0]!
+  t.ok(Math.abs(perCommit * valueBytes - RESTORE_COMMIT_BYTES) <= valueBytes, `a commit holds about RESTORE_COMMIT_BYTES of records (${perCommit} of ${valueBytes} bytes), not one frame`)
+  t.ok(
+    steps.every((n, i) => n === perCommit * (i + 1)),
+    'every commit holds as many',
+  )
 })
 
 t.test('leftovers of a restore that crashed before its switch are cleared at open', async (t) => {
