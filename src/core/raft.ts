@@ -457,13 +457,23 @@ export class RaftCore {
     const compact = this.#compactionPoint()
     const mustSync =
       entries.length > 0 || snapshot !== undefined || hs.term !== this.#prevHardState.term || hs.vote !== this.#prevHardState.vote
+    // A leader's appends and heartbeats need nothing of this Ready's write unless it changes term or
+    // vote (a node that just stepped up or down sends nothing early).
+    const early: Message[] = []
+    const late: Message[] = []
+    const settled = hs.term === this.#prevHardState.term && hs.vote === this.#prevHardState.vote
+    for (const m of this.#msgs) {
+      const mayGoEarly = settled && this.#role === 'leader' && m.term === this.#term && (m.type === 'append' || m.type === 'heartbeat')
+      ;(mayGoEarly ? early : late).push(m)
+    }
     const ready: Ready = {
       softState,
       hardState,
       snapshot,
       entries,
       mustSync,
-      messages: this.#msgs,
+      earlyMessages: early,
+      messages: late,
       committedEntries,
       readStates: this.#readStates,
       compact,

@@ -116,6 +116,7 @@ export interface ReadState {
  * 1. Persist `snapshot` (if any: install the snapshot state received alongside it, replacing the log),
  *    then `entries` (appending at entries[0].index and discarding any stored entries at or after
  *    it), then `hardState`. If `mustSync`, these must be durable (fsync'd), not just written.
+ *    `earlyMessages` may be sent before step 1 starts or while it runs (see there).
  * 2. Only then send `messages`. Votes and append acknowledgements depend on the state in step 1;
  *    sending them earlier lets a crash make this node vote twice or un-acknowledge an entry.
  * 3. Apply `committedEntries` in order, recording the applied index atomically with their effects.
@@ -133,6 +134,16 @@ export interface Ready {
   readonly snapshot: SnapshotMeta | undefined
   readonly entries: readonly Entry[]
   readonly mustSync: boolean
+  /**
+   * A leader's appends and heartbeats of its term, when this Ready changes neither term nor vote:
+   * they promise nothing about this node's disk, so the driver may send them before or while it
+   * persists step 1 (the leader's disk write then overlaps its followers'). Safe because the core
+   * counts the leader toward commit only at advance(), and a crash before the write is as if the
+   * leader had never appended those entries: not acknowledged to anyone, and any follower holding
+   * them keeps them only if a later leader's log agrees. Send them no later than `messages`.
+   */
+  readonly earlyMessages: readonly Message[]
+  /** Messages to send only after step 1 is done (durably, if `mustSync`). */
   readonly messages: readonly Message[]
   readonly committedEntries: readonly Entry[]
   readonly readStates: readonly ReadState[]

@@ -91,11 +91,13 @@ export class Harness {
   /**
    * Takes one Ready of `id` and carries it out: persist (unless `persist` is false: the write is
    * lost as in a crash before fsync), then send (unless `send` is false), apply and advance.
-   * Returns the Ready's messages.
+   * Returns the Ready's messages (early ones first).
    */
   processReady(id: NodeId, options: { persist?: boolean; send?: boolean } = {}): Message[] {
     const n = this.node(id)
     const rd = n.core.ready()
+    // A leader's early messages go out even when the write is lost (sent before it, as drivers may).
+    if (options.send !== false) this.queue.push(...rd.earlyMessages)
     if (options.persist !== false) {
       n.storage.apply({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState, compact: rd.compact })
       if (rd.snapshot) {
@@ -107,7 +109,7 @@ export class Harness {
     for (const e of rd.committedEntries) n.applied.push(e)
     n.readStates.push(...rd.readStates)
     n.core.advance()
-    return [...rd.messages]
+    return [...rd.earlyMessages, ...rd.messages]
   }
 
   /** Delivers queued messages (and those they cause) until quiet, or `maxRounds` rounds. */

@@ -282,6 +282,8 @@ export class World {
     n.inflight = rd
     this.checker.onReady(n.id, core, rd)
     if (this.tracing) this.trace(`ready ${n.id} ${describeReady(rd)}`)
+    // A leader's appends leave before its disk write; a crash during the write keeps them sent.
+    for (const m of rd.earlyMessages) this.#send(n, m)
     if (!rd.mustSync) return this.#completeReady(n, rd)
     const epoch = n.epoch
     const delay = this.#disk.chance(this.#cfg.slowDiskChance) ? this.#disk.range(0, this.slowDiskMs) : this.#disk.range(...this.#cfg.diskMs)
@@ -546,6 +548,6 @@ function describeReady(rd: Ready): string {
   if (rd.committedEntries.length > 0) parts.push(`apply=${rd.committedEntries[0]!.index}..${rd.committedEntries[rd.committedEntries.length - 1]!.index}`)
   if (rd.readStates.length > 0) parts.push(`reads=${rd.readStates.length}`)
   if (rd.compact) parts.push(`compact=${rd.compact.index}`)
-  parts.push(`msgs=${rd.messages.length}`)
+  parts.push(`msgs=${rd.earlyMessages.length}+${rd.messages.length}`)
   return parts.join(' ')
 }
