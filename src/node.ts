@@ -852,19 +852,33 @@ export class HoldfastNode extends EventEmitter {
   }
 
   async #handleReady(rd: Ready): Promise<void> {
+    // 0. A leader's appends go out first, so its own disk write overlaps its followers'.
+    for (const m of rd.earlyMessages) this.#send(m)
     // 1. Persist. A received snapshot is installed first: the state machine, then the log.
     if (rd.snapshot) await this.#installSnapshot(rd.snapshot)
     // A hard state whose only change is the commit index is not written on its own: losing it is
     // harmless (the commit index is recovered from a majority), and it would cost a disk sync per turn.
     const commitOnly = rd.hardState !== undefined && !rd.mustSync
-    if (rd.entries.length > 0 || (rd.hardState && !commitOnly) || rd.snapshot || rd.compact) {
-      await this.#storage.save({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState, compact: rd.compact }, rd.mustSync || rd.snapshot !== undefined)
+    const save = rd.entries.length > 0 || (rd.hardState && !commitOnly) || rd.snapshot !== undefined || rd.compact !== undefined
+    // 3 (early). Committed entries are applied in the durable write's own transaction when there is
+    // one: one commit and one disk sync for both. They are stored locally already, or by this very
+    // transaction (Ready contract), and the applied index commits atomically with their effects.
+    let applied: { results: ApplyResult[]; publish: () => void } | undefined
+    const applyWithin = save && rd.mustSync && !rd.snapshot && rd.committedEntries.length > 0
+    if (save) {
+      await this.#storage.save(
+        { snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState, compact: rd.compact },
+        rd.mustSync || rd.snapshot !== undefined,
+        applyWithin ? () => (applied = this.#sm.applyWithin(rd.committedEntries)) : undefined,
+      )
     }
+    if (applied) applied.publish()
     if (rd.compact) this.#sm.compactChanges()
     // 2. Send, now that what the messages promise is durable.
     for (const m of rd.messages) this.#send(m)
-    // 3. Apply, and answer the callers whose entries these are.
-    if (rd.committedEntries.length > 0) this.#apply(rd.committedEntries)
+    // 3. Apply (unless done above), and answer the callers whose entries these are.
+    if (applied) this.#answer(rd.committedEntries, applied.results)
+    else if (rd.committedEntries.length > 0) this.#answer(rd.committedEntries, this.#sm.apply(rd.committedEntries))
     for (const rs of rd.readStates) {
       const w = this.#reads.get(rs.requestId)
       this.#reads.delete(rs.requestId)
@@ -875,8 +889,8 @@ export class HoldfastNode extends EventEmitter {
     this.#core.setSnapshotPoint(this.#sm.appliedIndex())
   }
 
-  #apply(entries: readonly Entry[]): void {
-    const results = this.#sm.apply(entries)
+  /** Settles the proposals and reads waiting on `entries`, which have just been applied with `results`. */
+  #answer(entries: readonly Entry[], results: readonly ApplyResult[]): void {
     this.#reportStaleFences(entries, results)
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!

@@ -152,6 +152,8 @@ export class KvStateMachine {
   readonly #listeners = new Set<(e: KvEvent) => void>()
   readonly #snapshots = new Set<Transaction>()
   #applying = false
+  /** An applyWithin() whose publish has not run yet: the in-memory state is behind its transaction. */
+  #unpublished = false
   #restoring = false
   #closed = false
 
@@ -259,6 +261,38 @@ export class KvStateMachine {
    * environment (it would become a child transaction whose parent could still abort).
    */
   apply(entries: readonly Entry[]): ApplyResult[] {
+    const { results, publish } = this.#applyIn(entries, (fn) => {
+      this.#env.transactionSync(fn, this.#options.durableApply ? TXN_COMMIT : TXN_COMMIT | TXN_NO_FLUSH_WAIT)
+    })
+    publish()
+    return results
+  }
+
+  /**
+   * apply(), inside a write transaction of the environment that the caller has open and commits
+   * (the node applies committed entries in the transaction that also writes new log entries: one
+   * commit and one disk sync instead of two). The effects and applied index are written now; the
+   * state machine's view (appliedIndex(), apply listeners) moves only when the caller calls
+   * `publish`, after its transaction committed. If that transaction aborts, never call publish:
+   * nothing of this apply remains, on disk or in memory.
+   */
+  applyWithin(entries: readonly Entry[]): { results: ApplyResult[]; publish: () => void } {
+    // Nested in the caller's transaction, transactionSync runs as a child transaction.
+    const { results, publish } = this.#applyIn(entries, (fn) => {
+      this.#env.transactionSync(fn, TXN_COMMIT)
+    })
+    this.#unpublished = true
+    return {
+      results,
+      publish: () => {
+        if (!this.#unpublished) return
+        this.#unpublished = false
+        publish()
+      },
+    }
+  }
+
+  #applyIn(entries: readonly Entry[], transact: (fn: () => void) => void): { results: ApplyResult[]; publish: () => void } {
     this.#checkIdle('apply')
     let expect = this.#state.applied + 1
     for (let i = 0; i < entries.length; i++) {
@@ -270,12 +304,12 @@ export class KvStateMachine {
     }
     const results: ApplyResult[] = []
     const skipped = (index: number): ApplyResult => ({ index, ok: true, result: undefined, skipped: true })
-    if (entries.length === 0 || entries[entries.length - 1]!.index <= this.#state.applied) return entries.map((e) => skipped(e.index))
+    if (entries.length === 0 || entries[entries.length - 1]!.index <= this.#state.applied) return { results: entries.map((e) => skipped(e.index)), publish: () => {} }
     const state: Mutable<StoredState> = { ...this.#state }
     const changes: Change[] = []
     this.#applying = true
     try {
-      this.#env.transactionSync(() => {
+      transact(() => {
         for (const e of entries) {
           if (e.index <= state.applied) {
             results.push(skipped(e.index))
@@ -285,13 +319,15 @@ export class KvStateMachine {
           state.applied = e.index
         }
         this.#meta.putSync(STATE_KEY, encodeState(state))
-      }, this.#options.durableApply ? TXN_COMMIT : TXN_COMMIT | TXN_NO_FLUSH_WAIT)
+      })
     } finally {
       this.#applying = false
     }
-    this.#state = state
-    this.#emit({ type: 'apply', appliedIndex: state.applied, changes })
-    return results
+    const publish = (): void => {
+      this.#state = state
+      this.#emit({ type: 'apply', appliedIndex: state.applied, changes })
+    }
+    return { results, publish }
   }
 
   /** Applies one entry inside the apply transaction. Throws only for a storage failure, which aborts the batch. */
@@ -614,6 +650,7 @@ export class KvStateMachine {
     this.#checkOpen()
     if (this.#applying) throw new HoldfastError('CONTRACT_VIOLATION', `${op} called during apply (from a command handler?)`)
     if (this.#restoring) throw new HoldfastError('CONTRACT_VIOLATION', `${op} called while a restore is running`)
+    if (this.#unpublished) throw new HoldfastError('CONTRACT_VIOLATION', `${op} called before the last applyWithin() was published`)
   }
 }
 

@@ -132,6 +132,8 @@ interface PendingSave {
   readonly ops: readonly Op[]
   readonly state: LogState
   readonly sync: boolean
+  /** Runs inside the save's transaction, after its writes (see save). */
+  readonly within: (() => void) | undefined
   readonly resolve: () => void
   readonly reject: (err: unknown) => void
 }
@@ -412,8 +414,12 @@ export class LmdbStorage implements LogStorage {
   /**
    * Applies `update` atomically (see the class comment for ordering, visibility and durability).
    * An invalid update rejects at once (CONTRACT_VIOLATION, INVALID_ARGUMENT) and changes nothing.
+   * `within`, if given, runs synchronously inside the same LMDB transaction after the update's
+   * writes, for other writes to the environment that must commit (and sync) with it, such as the
+   * state machine's apply. If it throws, the transaction aborts and the storage fails as on any
+   * failed write (this save and every later one reject).
    */
-  save(update: LogUpdate, sync: boolean): Promise<void> {
+  save(update: LogUpdate, sync: boolean, within?: () => void): Promise<void> {
     if (this.#closed) return Promise.reject(new HoldfastError('CLOSED', `log storage ${this.#path} is closed`))
     if (this.#failure) return Promise.reject(this.#failure)
     let planned: { state: LogState; ops: Op[] }
@@ -424,7 +430,7 @@ export class LmdbStorage implements LogStorage {
     }
     this.#planned = planned.state
     const done = new Promise<void>((resolve, reject) => {
-      this.#queue.push({ ops: planned.ops, state: planned.state, sync, resolve, reject })
+      this.#queue.push({ ops: planned.ops, state: planned.state, sync, within, resolve, reject })
     })
     this.#tail = done
     if (!this.#writing) this.#write()
@@ -451,7 +457,10 @@ export class LmdbStorage implements LogStorage {
     // LMDB will be ahead of #state from the commit until #committed runs: pin reads to #state.
     this.#pin ??= this.#root.useReadTransaction()
     this.#root.childTransaction(() => {
-      for (const p of batch) this.#apply(p.ops)
+      for (const p of batch) {
+        this.#apply(p.ops)
+        p.within?.()
+      }
     }).then(
       () => this.#committed(batch),
       (err: unknown) => this.#failed(batch, err),

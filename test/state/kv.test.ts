@@ -287,6 +287,71 @@ t.test('shares the environment of LmdbStorage', async (t) => {
   t.equal(kv2.get('k')?.value, 'v')
 })
 
+t.test('applyWithin: applied in the log write\'s transaction, visible only once published', async (t) => {
+  const dir = await tempDir(t)
+  const storage = await LmdbStorage.open(dir)
+  t.teardown(() => storage.close())
+  const kv = KvStateMachine.open(storage.env)
+  t.teardown(() => kv.close())
+  const events: number[] = []
+  kv.subscribe((e) => e.type === 'apply' && events.push(e.appliedIndex))
+  const first = [entry(1, { type: 'put', key: 'k', value: 'v1' })]
+  await storage.save({ entries: first, hardState: { term: 1, vote: null, commit: 1 } }, true)
+  // Entry 2 is written and entry 1 applied in one transaction.
+  let within: ReturnType<KvStateMachine['applyWithin']> | undefined
+  await storage.save({ entries: [entry(2, { type: 'put', key: 'k', value: 'v2' })] }, true, () => (within = kv.applyWithin(first)))
+  t.ok(within, 'ran inside the save')
+  t.same(within!.results.map((r) => r.ok), [true])
+  t.equal(kv.appliedIndex(), 0, 'not published yet: the view has not moved')
+  t.same(events, [], 'no apply event before publish')
+  t.ok(isHoldfastError(catchErr(() => kv.apply(storage.entries(2, 3))), 'CONTRACT_VIOLATION'), 'another apply before publish is refused')
+  within!.publish()
+  t.equal(kv.appliedIndex(), 1)
+  t.same(events, [1])
+  t.equal(kv.get('k')?.value, 'v1')
+  within!.publish()
+  t.same(events, [1], 'publishing twice changes nothing')
+  kv.close()
+  await storage.close()
+  const reopened = await LmdbStorage.open(dir)
+  t.teardown(() => reopened.close())
+  const kv2 = KvStateMachine.open(reopened.env)
+  t.teardown(() => kv2.close())
+  t.equal(kv2.appliedIndex(), 1, 'the apply committed with the log write')
+  t.equal(reopened.lastIndex(), 2)
+})
+
+t.test('applyWithin: when the enclosing save fails, nothing of the apply or the save remains', async (t) => {
+  const dir = await tempDir(t)
+  const storage = await LmdbStorage.open(dir)
+  t.teardown(() => storage.close())
+  const kv = KvStateMachine.open(storage.env)
+  t.teardown(() => kv.close())
+  const first = [entry(1, { type: 'put', key: 'k', value: 'v1' })]
+  await storage.save({ entries: first, hardState: { term: 1, vote: null, commit: 1 } }, true)
+  const err = await storage
+    .save({ entries: [entry(2, { type: 'put', key: 'k', value: 'v2' })] }, true, () => {
+      kv.applyWithin(first)
+      throw new Error('disk on fire')
+    })
+    .then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+  t.ok(isHoldfastError(err, 'CLOSED'), 'the save failed, and the storage with it')
+  t.equal(kv.get('k'), undefined, 'the apply was rolled back')
+  t.equal(storage.lastIndex(), 1, 'the log write was rolled back')
+  kv.close()
+  await storage.close()
+  const reopened = await LmdbStorage.open(dir)
+  t.teardown(() => reopened.close())
+  const kv2 = KvStateMachine.open(reopened.env)
+  t.teardown(() => kv2.close())
+  t.equal(kv2.appliedIndex(), 0, 'nothing applied on disk')
+  t.equal(kv2.get('k'), undefined)
+  t.equal(reopened.lastIndex(), 1)
+})
+
 t.test('a damaged state record is refused at open', async (t) => {
   const dir = await tempDir(t)
   const env = openEnv(t, dir)
