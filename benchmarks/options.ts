@@ -4,7 +4,7 @@
  */
 import { tmpdir } from 'node:os'
 import { parseArgs } from 'node:util'
-import { DEFAULT_TIMING, FAST_TIMING, type HoldfastTiming } from './sections/failover.js'
+import { DEFAULT_TIMING, FAST_TIMING, LAN_TIMING, type HoldfastTiming } from './sections/failover.js'
 
 export const SECTIONS = ['writes', 'floor', 'failover', 'restore', 'scale'] as const
 export type Section = (typeof SECTIONS)[number]
@@ -22,7 +22,8 @@ JSON file and SVG plots. The full run takes about 15 minutes on 2 cores; --quick
   --warmup MS             unmeasured writes per system before each writer count (default 1000; quick 300)
   --value-size BYTES      value size of the write rows (default 256)
   --failover-reps N       SIGKILLs of the leader per system (default 10; quick 2)
-  --failover-timings LIST holdfast timings: default (tick 100 ms), fast (tick 50 ms) (default both)
+  --failover-timings LIST holdfast timings: default (tick 100 ms), fast (tick 50 ms), lan (tick 25 ms)
+                          (default all three)
   --failover-timeout MS   wait for the next write after a kill before the repetition is recorded as
                           timed out (default 60000)
   --restore-sizes LIST    state sizes to restore, e.g. 100MB,1GB (default; quick 4MB)
@@ -102,7 +103,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
         warmup: { type: 'string' },
         'value-size': { type: 'string', default: '256' },
         'failover-reps': { type: 'string' },
-        'failover-timings': { type: 'string', default: 'default,fast' },
+        'failover-timings': { type: 'string', default: 'default,fast,lan' },
         'failover-timeout': { type: 'string', default: '60000' },
         'restore-sizes': { type: 'string' },
         'scale-sizes': { type: 'string', default: '3,5,7' },
@@ -131,7 +132,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
   const timings = list('failover-timings', values['failover-timings'], (n, s) => {
     if (s === 'default') return DEFAULT_TIMING
     if (s === 'fast') return FAST_TIMING
-    throw new UsageError(`--${n}: expected default and/or fast, got "${s}"`)
+    if (s === 'lan') return LAN_TIMING
+    throw new UsageError(`--${n}: expected default, fast or lan, got "${s}"`)
   })
   const scaleSizes = list('scale-sizes', values['scale-sizes'], positiveInt)
   if (scaleSizes.some((n) => n > 15)) throw new UsageError('--scale-sizes: at most 15 nodes (the daemon promotes up to 15 voters)')
