@@ -53,9 +53,18 @@ export const SNAPSHOT_METHOD = {
 
 /** The directory under the data directory that receives snapshots. */
 export const SNAPSHOT_SPOOL_DIR = 'snapshot-incoming'
-/** Bytes per chunk a sender sends. @default 64 KiB */
-export const DEFAULT_TRANSFER_CHUNK_BYTES = 64 * 1024
-/** Unacknowledged chunks a sender keeps in flight. @default 4 */
+/**
+ * Bytes per chunk a sender sends: the most a receiver accepts. Large chunks keep per-chunk costs
+ * (a request, its encoding, a spool write, an acknowledgement) small against the bytes moved.
+ * @default 1 MiB
+ */
+export const DEFAULT_TRANSFER_CHUNK_BYTES = 1024 * 1024
+/**
+ * Unacknowledged chunks a sender keeps in flight: enough to keep the link busy while the receiver
+ * writes and acknowledges, and window × chunk stays within MAX_UNWRITTEN_BYTES (and well within
+ * the swarm transport's per-connection queue) so a receiver never refuses a sender using the
+ * defaults. @default 4
+ */
 export const DEFAULT_TRANSFER_WINDOW = 4
 /** The largest chunk a receiver accepts. */
 export const MAX_TRANSFER_CHUNK_BYTES = 1024 * 1024

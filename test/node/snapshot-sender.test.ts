@@ -76,7 +76,8 @@ async function setup(t: Test, lingerMs = 60_000) {
     deliver: (_from, message) => delivered.push(JSON.parse(Buffer.from(message).toString()) as SnapshotMeta),
   })
   receiver.register(rrpc)
-  const sender = new SnapshotSender({ rpc: srpc, timeoutMs: 5_000, lingerMs })
+  // Chunks well below SIZE, so a transfer is cut mid-way (the defaults would send it as one chunk).
+  const sender = new SnapshotSender({ rpc: srpc, timeoutMs: 5_000, lingerMs, chunkBytes: 64 * KiB, window: 4 })
   t.teardown(async () => {
     await sender.close()
     receiver.close()
