@@ -66,7 +66,8 @@ function frameHeader(kind: number, length: number): Buffer {
 
 /**
  * Streams `records` (in key order) as snapshot bytes, in chunks of about `chunkSize` bytes
- * (a chunk holds whole frames, so one large record makes one large chunk).
+ * (a chunk holds whole frames, so one large record makes one large chunk). Each chunk is a fresh
+ * buffer the caller may keep.
  */
 export async function* writeSnapshot(meta: KvSnapshotMeta, records: Iterable<SnapshotRecord>, chunkSize: number): AsyncGenerator<Uint8Array, void, undefined> {
   const hash = createHash('sha256')
@@ -74,27 +75,39 @@ export async function* writeSnapshot(meta: KvSnapshotMeta, records: Iterable<Sna
   const first = Buffer.concat([MAGIC, frameHeader(KIND_HEADER, header.byteLength), header])
   hash.update(first)
   yield first
-  let parts: Buffer[] = []
-  let size = 0
+  // Records are copied straight into the chunk's buffer (LMDB may reuse the buffers a range
+  // iterator hands out): one allocation per chunk, not several per record.
+  const fresh = (min: number): Buffer => Buffer.allocUnsafe(Math.max(FRAME_HEADER + chunkSize + 4096, min))
+  let buf = fresh(0)
+  let at = FRAME_HEADER
   let count = 0
   const flush = (): Buffer => {
-    const chunk = Buffer.concat([frameHeader(KIND_RECORDS, size), ...parts])
-    parts = []
-    size = 0
+    buf[0] = KIND_RECORDS
+    buf.writeUInt32BE(at - FRAME_HEADER, 1)
+    const chunk = buf.subarray(0, at)
     hash.update(chunk)
+    buf = fresh(0)
+    at = FRAME_HEADER
     return chunk
   }
   for (const r of records) {
-    const h = Buffer.allocUnsafe(6)
-    h.writeUInt16BE(r.key.byteLength, 0)
-    h.writeUInt32BE(r.value.byteLength, 2)
-    // Copies: LMDB may reuse the buffers a range iterator hands out.
-    parts.push(h.subarray(0, 2), Buffer.from(r.key), h.subarray(2), Buffer.from(r.value))
-    size += 6 + r.key.byteLength + r.value.byteLength
+    const kl = r.key.byteLength
+    const vl = r.value.byteLength
+    const need = 6 + kl + vl
+    if (at + need > buf.byteLength) {
+      const bigger = fresh(at + need)
+      buf.copy(bigger, 0, 0, at)
+      buf = bigger
+    }
+    buf.writeUInt16BE(kl, at)
+    buf.set(r.key, at + 2)
+    buf.writeUInt32BE(vl, at + 2 + kl)
+    buf.set(r.value, at + 6 + kl)
+    at += need
     count++
-    if (size >= chunkSize) yield flush()
+    if (at - FRAME_HEADER >= chunkSize) yield flush()
   }
-  const last = size > 0 ? [flush()] : []
+  const last = at > FRAME_HEADER ? [flush()] : []
   const trailer = Buffer.allocUnsafe(FRAME_HEADER + TRAILER_BYTES)
   trailer.set(frameHeader(KIND_TRAILER, TRAILER_BYTES))
   trailer.writeUInt32BE(Math.floor(count / TWO_32), FRAME_HEADER)

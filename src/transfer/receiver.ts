@@ -143,7 +143,8 @@ export class SnapshotReceiver {
       term,
       bytes: s.written,
       path,
-      read: () => createReadStream(path, { highWaterMark: 256 * 1024 }),
+      // Large reads: the restore reading it waits on each one.
+      read: () => createReadStream(path, { highWaterMark: 1024 * 1024 }),
       remove: () => rm(path, { force: true }),
     }
   }

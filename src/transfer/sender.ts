@@ -55,7 +55,7 @@ export function sendStats(meta: SnapshotMeta): SendStats {
 /** A snapshot to send: its Raft meta and its bytes (the state at exactly meta.index). */
 export interface SnapshotToSend {
   readonly meta: SnapshotMeta
-  /** Iterated once. */
+  /** Iterated once. Each chunk must stay unchanged once handed out: the stream keeps it (no copy) until acknowledged. */
   readonly chunks: AsyncIterable<Uint8Array>
   /** Ends the source early (its read transaction). Idempotent. */
   release(): void

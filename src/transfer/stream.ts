@@ -30,7 +30,7 @@ export class SnapshotStream {
   /** Set by release(). */
   #releasing: Promise<void> | undefined
 
-  /** `chunks` is iterated once; `release` ends the source early (idempotent). */
+  /** `chunks` is iterated once, and must not change a chunk once handed out; `release` ends the source early (idempotent). */
   constructor(chunks: AsyncIterable<Uint8Array>, release: () => void) {
     this.#source = chunks[Symbol.asyncIterator]()
     this.#releaseSource = release
@@ -186,8 +186,8 @@ export class SnapshotStream {
       this.#ended = true
       return undefined
     }
-    // A copy: the source may reuse its buffer once asked for the next chunk.
-    return Buffer.from(r.value)
+    // A view, not a copy: the source does not reuse a chunk's buffer (SnapshotToSend.chunks).
+    return Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength)
   }
 
   #checkFrom(offset: number): void {
