@@ -863,17 +863,21 @@ export class HoldfastNode extends EventEmitter {
     // 3 (early). Committed entries are applied in the durable write's own transaction when there is
     // one: one commit and one disk sync for both. They are stored locally already, or by this very
     // transaction (Ready contract), and the applied index commits atomically with their effects.
+    // The state machine's change history is trimmed with the log, in the same transaction too.
     let applied: { results: ApplyResult[]; publish: () => void } | undefined
     const applyWithin = save && rd.mustSync && !rd.snapshot && rd.committedEntries.length > 0
     if (save) {
+      const within = (): void => {
+        if (rd.compact) this.#sm.compactChanges()
+        if (applyWithin) applied = this.#sm.applyWithin(rd.committedEntries)
+      }
       await this.#storage.save(
         { snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState, compact: rd.compact },
         rd.mustSync || rd.snapshot !== undefined,
-        applyWithin ? () => (applied = this.#sm.applyWithin(rd.committedEntries)) : undefined,
+        rd.compact || applyWithin ? within : undefined,
       )
     }
     if (applied) applied.publish()
-    if (rd.compact) this.#sm.compactChanges()
     // 2. Send, now that what the messages promise is durable.
     for (const m of rd.messages) this.#send(m)
     // 3. Apply (unless done above), and answer the callers whose entries these are.

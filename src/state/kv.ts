@@ -439,14 +439,18 @@ export class KvStateMachine {
     if (limit === 0) return { changes: out, next: position }
     const db = this.#changes[this.#state.slot]
     const where = `${this.#file} ${this.#name}.changes.${this.#state.slot}`
-    for (const { key, value } of db.getRange({ start: seq === undefined ? changeKey(revision + 1, 0) : changeKey(revision, seq + 1) })) {
+    // Only changes up to the published applied index: LMDB may already hold an applyWithin() whose
+    // transaction committed but is not published yet; its changes come with its apply event.
+    const applied = this.#state.applied
+    if (revision > applied || (revision === applied && seq === undefined)) return { changes: out, next: position }
+    for (const { key, value } of db.getRange({ start: seq === undefined ? changeKey(revision + 1, 0) : changeKey(revision, seq + 1), end: changeKey(applied + 1, 0) })) {
       const c = decodeChange(key, value, where)
       if ((bucket !== null && c.bucket !== bucket) || !c.key.startsWith(prefix)) continue
       out.push(c)
       if (out.length >= limit) return { changes: out, next: { revision: c.revision, seq: c.seq } }
     }
-    // Every change up to the applied index was scanned (nothing commits during this synchronous read).
-    return { changes: out, next: { revision: Math.max(revision, this.#state.applied) } }
+    // Every change up to the applied index was scanned.
+    return { changes: out, next: { revision: Math.max(revision, applied) } }
   }
 
   /** Every change with a revision above `revision`, in order (see changesPage). */

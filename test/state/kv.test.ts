@@ -321,6 +321,28 @@ t.test('applyWithin: applied in the log write\'s transaction, visible only once 
   t.equal(reopened.lastIndex(), 2)
 })
 
+t.test('changes committed by applyWithin but not yet published are not read: a watch neither skips nor repeats them', async (t) => {
+  const dir = await tempDir(t)
+  const storage = await LmdbStorage.open(dir)
+  t.teardown(() => storage.close())
+  const kv = KvStateMachine.open(storage.env)
+  t.teardown(() => kv.close())
+  const es = [entry(1, { type: 'put', key: 'a', value: 1 }), entry(2, { type: 'put', key: 'b', value: 2 })]
+  await storage.save({ entries: es, hardState: { term: 1, vote: null, commit: 2 } }, true)
+  kv.apply(es.slice(0, 1))
+  let within: ReturnType<KvStateMachine['applyWithin']> | undefined
+  await storage.save({ entries: [entry(3, { type: 'put', key: 'c', value: 3 })] }, true, () => (within = kv.applyWithin(es.slice(1))))
+  // Entry 2 is committed in LMDB, not published.
+  const before = kv.changesPage({ revision: 0 })
+  t.same(before.changes.map((c) => c.key), ['a'], 'only the published change')
+  t.same(before.next, { revision: 1 }, 'the position stops at the published index')
+  within!.publish()
+  const after = kv.changesPage(before.next)
+  t.same(after.changes.map((c) => c.key), ['b'], 'the rest after publish, once')
+  t.same(after.next, { revision: 2 })
+  t.same(kv.changesPage(after.next).changes, [], 'nothing repeats')
+})
+
 t.test('applyWithin: when the enclosing save fails, nothing of the apply or the save remains', async (t) => {
   const dir = await tempDir(t)
   const storage = await LmdbStorage.open(dir)
