@@ -133,9 +133,21 @@ export interface PeerProblem {
 interface Link {
   readonly conn: NoiseSecretStream
   readonly peer: NodeId
-  /** Bytes written while the stream asked us to wait for 'drain'. */
+  /** Bytes written while the stream asked us to wait for 'drain' (an upper bound of its queue). */
   queuedBytes: number
   congested: boolean
+}
+
+/**
+ * The bytes waiting in the connection's write queue. The stream (streamx) counts them; 'drain'
+ * comes only once the queue is empty, which a steady stream of frames (a snapshot transfer) may
+ * never let happen, so a count that only resets on 'drain' grows past the limit while the queue
+ * itself stays small, and frames were dropped for nothing. Falls back to that upper bound if the
+ * stream does not expose its count.
+ */
+function queuedBytes(link: Link): number {
+  const buffered = (link.conn as unknown as { _writableState?: { buffered?: unknown } })._writableState?.buffered
+  return typeof buffered === 'number' ? buffered : link.queuedBytes
 }
 
 /**
@@ -285,7 +297,7 @@ export class SwarmTransport extends EventEmitter implements Transport {
   send(to: NodeId, frame: Uint8Array): boolean {
     const link = this.#links.get(to)
     if (!link || this.#closed) return false
-    if (link.congested && link.queuedBytes + frame.byteLength > this.#maxQueuedBytes) {
+    if (link.congested && queuedBytes(link) + frame.byteLength > this.#maxQueuedBytes) {
       this.stats.droppedFrames++
       return false
     }
