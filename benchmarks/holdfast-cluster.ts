@@ -61,10 +61,16 @@ export class Member {
   readonly name: string
   readonly kind: MemberKind
   readonly dataDir: string
-  readonly url: string
+  /** The HTTP API; changes when a start lost its port and was retried on another (rebindIfPortTaken). */
+  url: string
   readonly args: readonly string[]
   /** When the current process was started (performance.now()). */
   startedAt = 0
+  /** The arguments of the latest start. */
+  #startArgs: readonly string[] = []
+  /** Whether the current process has answered /v1/status. */
+  #answered = false
+  #portRetries = 0
   child!: Child
   #id: string | undefined
   #nextRequest = 1
@@ -84,6 +90,8 @@ export class Member {
   /** Starts the process (again) with `args`; a restart of a daemon needs only --data-dir. */
   start(args: readonly string[] = this.args): void {
     this.startedAt = performance.now()
+    this.#startArgs = args
+    this.#answered = false
     if (this.kind === 'daemon') {
       this.child = new Child(this.name, process.execPath, [...nodeArgs(), '--import', 'tsx', MAIN, 'start', ...args], { env: childEnv() })
       return
@@ -138,13 +146,31 @@ export class Member {
   async status(): Promise<ClusterStatus | undefined> {
     const a = await this.get<ClusterStatus>('/v1/status')
     if (a?.status !== 200) return undefined
+    this.#answered = true
     this.#id = a.body.id
     return a.body
   }
 
+  /**
+   * Starts the process again on a fresh HTTP port if it exited before answering because its port
+   * was taken (ports are picked free, then bound by the child: another process may take one in
+   * between). At most 3 times per member. Returns whether it did.
+   */
+  async rebindIfPortTaken(): Promise<boolean> {
+    if (this.running || this.#answered || this.#portRetries >= 3 || !this.child.output.includes('EADDRINUSE')) return false
+    this.#portRetries++
+    const port = await freeTcpPort()
+    this.url = `http://127.0.0.1:${port}`
+    this.start(withHttpPort(this.#startArgs, port))
+    return true
+  }
+
   async waitUp(ms = 120_000): Promise<ClusterStatus> {
     return waitFor(async () => {
-      if (!this.running) throw new Error(`${this.name} exited:\n${this.child.output.slice(-3000)}`)
+      if (!this.running) {
+        if (await this.rebindIfPortTaken()) return undefined
+        throw new Error(`${this.name} exited:\n${this.child.output.slice(-3000)}`)
+      }
       return this.status()
     }, `${this.name} to answer /v1/status\n${this.child.output.slice(-2000)}`, ms, 25)
   }
@@ -189,6 +215,15 @@ export interface ClusterOptions {
   readonly voters: number
 }
 
+/** `args` with the HTTP API on 127.0.0.1:`port` (replacing an --http value, or added). */
+function withHttpPort(args: readonly string[], port: number): string[] {
+  const out = [...args]
+  const i = out.indexOf('--http')
+  if (i >= 0 && i + 1 < out.length) out[i + 1] = `127.0.0.1:${port}`
+  else out.push('--http', `127.0.0.1:${port}`)
+  return out
+}
+
 /** A cluster of members around the run's DHT. */
 export class HoldfastCluster {
   readonly dir: string
@@ -226,11 +261,14 @@ export class HoldfastCluster {
     ]
   }
 
-  /** Starts a member process (it joins as a learner unless `init`); does not wait for it. */
-  async add(kind: MemberKind, opts: { init?: boolean; learner?: boolean } = {}): Promise<Member> {
+  /**
+   * Starts a member process (it joins as a learner unless `init`); does not wait for it. `port`
+   * (for tests) is the HTTP port to try first.
+   */
+  async add(kind: MemberKind, opts: { init?: boolean; learner?: boolean; port?: number } = {}): Promise<Member> {
     const n = this.#count++
     const dataDir = join(this.dir, `node${n}`)
-    const port = await freeTcpPort()
+    const port = opts.port ?? (await freeTcpPort())
     const m = new Member(`${this.#options.name}/node${n}`, kind, dataDir, `http://127.0.0.1:${port}`, await this.#args(dataDir, port, opts))
     this.members.push(m)
     return m
@@ -246,6 +284,7 @@ export class HoldfastCluster {
    */
   async waitFormed(voters: number, ms = 120_000): Promise<Member> {
     return waitFor(async () => {
+      for (const m of this.members) await m.rebindIfPortTaken()
       const live = this.live()
       if (live.length < voters) {
         const dead = this.members.filter((m) => !m.running).map((m) => `${m.name}:\n${m.child.output.slice(-1500)}`)
