@@ -1,4 +1,5 @@
 import t from 'tap'
+import type { Test } from 'tap'
 import { isHoldfastError } from '../../src/errors.js'
 import type { Entry } from '../../src/core/types.js'
 import { LmdbStorage } from '../../src/storage/lmdb.js'
@@ -264,12 +265,18 @@ t.test('exactly-once: entries at or below the applied index are skipped, across 
   t.same(kv.apply(batch).map((r) => r.ok && r.skipped), [true, true, true], 'a fully replayed batch is all skipped')
 })
 
-t.test('shares the environment of LmdbStorage', async (t) => {
-  const dir = await tempDir(t)
+/** Log storage in `dir` and a state machine sharing its environment (as the node opens them); closed at teardown. */
+async function openWithStorage(t: Test, dir: string): Promise<{ storage: LmdbStorage; kv: KvStateMachine }> {
   const storage = await LmdbStorage.open(dir)
   t.teardown(() => storage.close())
   const kv = KvStateMachine.open(storage.env)
   t.teardown(() => kv.close())
+  return { storage, kv }
+}
+
+t.test('shares the environment of LmdbStorage', async (t) => {
+  const dir = await tempDir(t)
+  const { storage, kv } = await openWithStorage(t, dir)
   const entries = [entry(1, { type: 'put', key: 'k', value: 'v' }), entry(2, { type: 'put', bucket: 'b', key: 'k', value: 'w' })]
   await storage.save({ entries, hardState: { term: 1, vote: null, commit: 2 } }, true)
   kv.apply(storage.entries(1, 3))
@@ -279,20 +286,14 @@ t.test('shares the environment of LmdbStorage', async (t) => {
   kv.close()
   await storage.close()
 
-  const reopened = await LmdbStorage.open(dir)
-  t.teardown(() => reopened.close())
-  const kv2 = KvStateMachine.open(reopened.env)
-  t.teardown(() => kv2.close())
+  const { storage: reopened, kv: kv2 } = await openWithStorage(t, dir)
   t.equal(kv2.appliedIndex(), 2)
   t.equal(kv2.get('k')?.value, 'v')
 })
 
 t.test('applyWithin: applied in the log write\'s transaction, visible only once published', async (t) => {
   const dir = await tempDir(t)
-  const storage = await LmdbStorage.open(dir)
-  t.teardown(() => storage.close())
-  const kv = KvStateMachine.open(storage.env)
-  t.teardown(() => kv.close())
+  const { storage, kv } = await openWithStorage(t, dir)
   const events: number[] = []
   kv.subscribe((e) => e.type === 'apply' && events.push(e.appliedIndex))
   const first = [entry(1, { type: 'put', key: 'k', value: 'v1' })]
@@ -313,20 +314,14 @@ t.test('applyWithin: applied in the log write\'s transaction, visible only once 
   t.same(events, [1], 'publishing twice changes nothing')
   kv.close()
   await storage.close()
-  const reopened = await LmdbStorage.open(dir)
-  t.teardown(() => reopened.close())
-  const kv2 = KvStateMachine.open(reopened.env)
-  t.teardown(() => kv2.close())
+  const { storage: reopened, kv: kv2 } = await openWithStorage(t, dir)
   t.equal(kv2.appliedIndex(), 1, 'the apply committed with the log write')
   t.equal(reopened.lastIndex(), 2)
 })
 
 t.test('changes committed by applyWithin but not yet published are not read: a watch neither skips nor repeats them', async (t) => {
   const dir = await tempDir(t)
-  const storage = await LmdbStorage.open(dir)
-  t.teardown(() => storage.close())
-  const kv = KvStateMachine.open(storage.env)
-  t.teardown(() => kv.close())
+  const { storage, kv } = await openWithStorage(t, dir)
   const es = [entry(1, { type: 'put', key: 'a', value: 1 }), entry(2, { type: 'put', key: 'b', value: 2 })]
   await storage.save({ entries: es, hardState: { term: 1, vote: null, commit: 2 } }, true)
   kv.apply(es.slice(0, 1))
@@ -345,10 +340,7 @@ t.test('changes committed by applyWithin but not yet published are not read: a w
 
 t.test('applyWithin: when the enclosing save fails, nothing of the apply or the save remains', async (t) => {
   const dir = await tempDir(t)
-  const storage = await LmdbStorage.open(dir)
-  t.teardown(() => storage.close())
-  const kv = KvStateMachine.open(storage.env)
-  t.teardown(() => kv.close())
+  const { storage, kv } = await openWithStorage(t, dir)
   const first = [entry(1, { type: 'put', key: 'k', value: 'v1' })]
   await storage.save({ entries: first, hardState: { term: 1, vote: null, commit: 1 } }, true)
   const err = await storage
@@ -365,10 +357,7 @@ t.test('applyWithin: when the enclosing save fails, nothing of the apply or the 
   t.equal(storage.lastIndex(), 1, 'the log write was rolled back')
   kv.close()
   await storage.close()
-  const reopened = await LmdbStorage.open(dir)
-  t.teardown(() => reopened.close())
-  const kv2 = KvStateMachine.open(reopened.env)
-  t.teardown(() => kv2.close())
+  const { storage: reopened, kv: kv2 } = await openWithStorage(t, dir)
   t.equal(kv2.appliedIndex(), 0, 'nothing applied on disk')
   t.equal(kv2.get('k'), undefined)
   t.equal(reopened.lastIndex(), 1)
