@@ -284,9 +284,12 @@ export class HoldfastCluster {
    */
   async waitFormed(voters: number, ms = 120_000): Promise<Member> {
     return waitFor(async () => {
-      for (const m of this.members) await m.rebindIfPortTaken()
       const live = this.live()
       if (live.length < voters) {
+        // Checked after counting: a member that lost its port may exit between any two checks.
+        let rebound = false
+        for (const m of this.members) if (await m.rebindIfPortTaken()) rebound = true
+        if (rebound) return undefined
         const dead = this.members.filter((m) => !m.running).map((m) => `${m.name}:\n${m.child.output.slice(-1500)}`)
         throw new Error(`cluster ${this.#options.name} cannot form ${voters} voters: only ${live.length} members run\n${dead.join('\n')}`)
       }

@@ -116,13 +116,25 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms))
 }
 
-/** A free TCP port on 127.0.0.1 (released before use; a collision is unlikely). */
+/** Ports freeTcpPort has handed out in this process. */
+const handedOut = new Set<number>()
+
+/**
+ * A free TCP port on 127.0.0.1, released before use and never one this process handed out
+ * before: the kernel readily gives a just-released port to the next bind(0), so members started
+ * together were once told the same port. Another process may still take it before the child binds
+ * it (the holdfast cluster then restarts the member on another: Member.rebindIfPortTaken).
+ */
 export async function freeTcpPort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as { port: number }).port
-  await new Promise((resolve) => server.close(resolve))
-  return port
+  for (;;) {
+    const server = createServer()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const port = (server.address() as { port: number }).port
+    await new Promise((resolve) => server.close(resolve))
+    if (handedOut.has(port)) continue
+    handedOut.add(port)
+    return port
+  }
 }
 
 /** A free UDP port on 127.0.0.1. */

@@ -1,6 +1,7 @@
 /**
- * The benchmark's holdfast cluster: a member whose HTTP port was taken between being picked and
- * being bound is started again on another port instead of failing the run.
+ * Ports of the benchmark's holdfast cluster: members started together get different ports, and a
+ * member whose HTTP port was taken between being picked and being bound is started again on
+ * another port instead of failing the run.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
@@ -8,6 +9,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { Dht, HoldfastCluster } from '../../benchmarks/holdfast-cluster.js'
+import { freeTcpPort } from '../../benchmarks/procs.js'
+
+t.test('freeTcpPort never hands out a port twice (the kernel readily reuses a just-released one)', async (t) => {
+  const ports: number[] = []
+  for (let i = 0; i < 200; i++) ports.push(await freeTcpPort())
+  t.equal(new Set(ports).size, ports.length, `${ports.length} distinct ports`)
+})
 
 t.test('a member whose port is taken is started again on a free one', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'holdfast-bench-cluster-'))
