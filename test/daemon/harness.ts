@@ -36,13 +36,24 @@ export async function waitFor<T>(pred: () => T | undefined | false | Promise<T |
   }
 }
 
-/** A free TCP port on 127.0.0.1 (the port is released before use; collisions are unlikely). */
+/** Ports freeTcpPort has handed out in this process. */
+const handedOut = new Set<number>()
+
+/**
+ * A free TCP port on 127.0.0.1, released before use and never one handed out before in this
+ * process (the kernel readily gives a just-released port to the next bind(0)). Another process may
+ * still take it first: starts retry on EADDRINUSE.
+ */
 export async function freeTcpPort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as { port: number }).port
-  await new Promise((resolve) => server.close(resolve))
-  return port
+  for (;;) {
+    const server = createServer()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const port = (server.address() as { port: number }).port
+    await new Promise((resolve) => server.close(resolve))
+    if (handedOut.has(port)) continue
+    handedOut.add(port)
+    return port
+  }
 }
 
 async function freeUdpPort(): Promise<number> {
