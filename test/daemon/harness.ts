@@ -10,13 +10,12 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { createSocket } from 'node:dgram'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
+import { freeTcpPort, freeUdpPort } from '../../benchmarks/procs.js'
 import type { ClusterStatus } from '../../src/daemon/types.js'
 
 export const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url))
@@ -34,34 +33,6 @@ export async function waitFor<T>(pred: () => T | undefined | false | Promise<T |
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
     await new Promise((r) => setTimeout(r, everyMs))
   }
-}
-
-/** Ports freeTcpPort has handed out in this process. */
-const handedOut = new Set<number>()
-
-/**
- * A free TCP port on 127.0.0.1, released before use and never one handed out before in this
- * process (the kernel readily gives a just-released port to the next bind(0)). Another process may
- * still take it first: starts retry on EADDRINUSE.
- */
-export async function freeTcpPort(): Promise<number> {
-  for (;;) {
-    const server = createServer()
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    const port = (server.address() as { port: number }).port
-    await new Promise((resolve) => server.close(resolve))
-    if (handedOut.has(port)) continue
-    handedOut.add(port)
-    return port
-  }
-}
-
-async function freeUdpPort(): Promise<number> {
-  const socket = createSocket('udp4')
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve))
-  const port = socket.address().port
-  await new Promise<void>((resolve) => socket.close(resolve))
-  return port
 }
 
 /** An HTTP answer, with its body parsed as JSON when it is JSON. */
