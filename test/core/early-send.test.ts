@@ -9,10 +9,16 @@ import { Harness } from './harness.js'
 
 const types = (ms: readonly Message[]): string[] => ms.map((m) => `${m.type}>${m.to}`).sort()
 
-t.test('a settled leader sends its appends and heartbeats early, and nothing else', async (t) => {
+/** Three voters with a settled as leader. */
+function leaderA(): Harness {
   const h = new Harness(['a', 'b', 'c'])
   h.bootstrapLeader('a')
   h.deliverAll()
+  return h
+}
+
+t.test('a settled leader sends its appends and heartbeats early, and nothing else', async (t) => {
+  const h = leaderA()
   h.propose('a', 'x')
   let rd = h.core('a').ready()
   t.same(types(rd.earlyMessages), ['append>b', 'append>c'], 'the appends of the new entry are early')
@@ -31,9 +37,7 @@ t.test('a settled leader sends its appends and heartbeats early, and nothing els
 })
 
 t.test('a follower acknowledges only after its write', async (t) => {
-  const h = new Harness(['a', 'b', 'c'])
-  h.bootstrapLeader('a')
-  h.deliverAll()
+  const h = leaderA()
   h.propose('a', 'x')
   h.processReady('a')
   const toB = h.queue.filter((m) => m.to === 'b')
@@ -46,9 +50,7 @@ t.test('a follower acknowledges only after its write', async (t) => {
 })
 
 t.test('a Ready that changes term or vote sends nothing early', async (t) => {
-  const h = new Harness(['a', 'b', 'c'])
-  h.bootstrapLeader('a')
-  h.deliverAll()
+  const h = leaderA()
   // b campaigns: its vote requests need its new term and vote on disk first.
   h.isolateAndTick(['b'], 30)
   h.core('b').campaign()
@@ -58,9 +60,7 @@ t.test('a Ready that changes term or vote sends nothing early', async (t) => {
   h.core('b').advance()
   // A leader that proposes, then steps down in the same turn (a higher term arrives): its appends
   // were made in the old term and the Ready changes the term, so nothing goes early.
-  const h2 = new Harness(['a', 'b', 'c'])
-  h2.bootstrapLeader('a')
-  h2.deliverAll()
+  const h2 = leaderA()
   h2.propose('a', 'y')
   h2.core('a').step({ type: 'append', from: 'c', to: 'a', term: h2.core('a').term + 5, index: 0, logTerm: 0, entries: [], commit: 0 })
   rd = h2.core('a').ready()
@@ -69,10 +69,21 @@ t.test('a Ready that changes term or vote sends nothing early', async (t) => {
   h2.core('a').advance()
 })
 
+t.test('a leader whose Ready also carries its new term sends nothing early', async (t) => {
+  // A lone voter with a learner wins its election within one turn: the Ready that makes it leader
+  // holds the new term and vote and already the appends to the learner. They wait for the write.
+  const h = new Harness(['a'], { learners: ['l'] })
+  h.core('a').tick()
+  const rd = h.core('a').ready()
+  t.equal(h.core('a').role, 'leader', 'a leads at once')
+  t.ok(rd.hardState && rd.mustSync, 'the Ready persists the new term and vote')
+  t.ok(rd.messages.some((m) => m.type === 'append' && m.to === 'l'), 'the appends to the learner wait for the write')
+  t.equal(rd.earlyMessages.length, 0, 'nothing early')
+  h.core('a').advance()
+})
+
 t.test('a leader that crashes before its write: followers keep the entry, nothing acknowledged is lost', async (t) => {
-  const h = new Harness(['a', 'b', 'c'])
-  h.bootstrapLeader('a')
-  h.deliverAll()
+  const h = leaderA()
   h.propose('a', 'before')
   h.deliverAll()
   t.same(h.appliedTexts('a'), ['before'])
